@@ -1,0 +1,3 @@
+from hivecall.cli import main
+
+main()

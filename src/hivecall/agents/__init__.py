@@ -1,0 +1,1 @@
+"""Agent records and the context gathered for each call and turn."""

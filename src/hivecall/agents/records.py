@@ -1,0 +1,299 @@
+"""Agent records: validation of what people type, and the store's CRUD for them."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from hivecall.errors import BadRequest, Conflict, NotFound
+from hivecall.runtimes.command import PLACEHOLDER, executable_missing
+from hivecall.runtimes.presets import KINDS, PRESETS
+from hivecall.store import Store
+from hivecall.store.models import Agent
+
+
+def default_machine() -> str:
+    return socket.gethostname() or os.uname().nodename
+
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    """A detached, immutable snapshot of an agent row, safe to pass across tasks."""
+
+    id: str
+    name: str
+    runtime: str
+    preset: str | None
+    command: tuple[str, ...]
+    workspace: str | None
+    machine: str
+    skills: tuple[str, ...]
+    base_url: str | None
+    model: str | None
+    description: str
+    api_key: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Agent) -> AgentRecord:
+        return cls(
+            id=row.id,
+            name=row.name,
+            runtime=row.runtime,
+            preset=row.preset,
+            command=tuple(row.command),
+            workspace=row.workspace,
+            machine=row.machine,
+            skills=tuple(row.skills),
+            base_url=row.base_url,
+            model=row.model,
+            description=row.description,
+            api_key=row.api_key,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    def problem(self) -> str | None:
+        """Why this agent cannot take a turn right now, or None when it can."""
+        if self.workspace and not Path(self.workspace).is_dir():
+            return f"workspace {self.workspace} is not a directory"
+        if (
+            self.runtime == "command"
+            and self.command
+            and executable_missing(self.command[0], self.workspace)
+        ):
+            return f"command {self.command[0]!r} was not found"
+        return None
+
+    def public(self, *, status: str) -> dict[str, Any]:
+        """What API clients see: everything but the API key (only whether one is set)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "runtime": self.runtime,
+            "preset": self.preset,
+            "command": list(self.command),
+            "workspace": self.workspace,
+            "machine": self.machine,
+            "skills": list(self.skills),
+            "base_url": self.base_url,
+            "model": self.model,
+            "description": self.description,
+            "api_key_set": bool(self.api_key),
+            "status": status,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+class AgentFields(BaseModel):
+    """Fields shared by create and update; every one optional here."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    runtime: str | None = None
+    command: str | list[str] | None = None
+    workspace: str | None = None
+    machine: str | None = Field(default=None, max_length=200)
+    skills: list[str] | None = None
+    base_url: str | None = None
+    model: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=4000)
+    api_key: str | None = None
+
+    @field_validator("skills")
+    @classmethod
+    def _skills(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        cleaned = [s.strip() for s in v if s.strip()]
+        if any(len(s) > 200 for s in cleaned) or len(cleaned) > 100:
+            raise ValueError("skills: at most 100, each at most 200 characters")
+        return cleaned
+
+
+class AgentCreate(AgentFields):
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME.match(v):
+            raise ValueError(
+                "name: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            )
+        return v
+
+
+class AgentUpdate(AgentFields):
+    name: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        return AgentCreate._name(v) if v is not None else v
+
+
+def _normalise(values: dict[str, Any]) -> dict[str, Any]:
+    """Turn user input into stored columns, checking the parts that must make sense together.
+
+    `runtime` may be a kind (command, openai_chat, echo) or a preset name (claude, codex…),
+    which means the command runtime with that preset's command.
+    """
+    runtime = values["runtime"]
+    if runtime in PRESETS:
+        values["runtime"], values["preset"] = "command", runtime
+        if not values.get("command"):
+            values["command"] = list(PRESETS[runtime].argv)
+    elif runtime not in KINDS:
+        raise BadRequest(
+            f"unknown runtime {runtime!r}: use one of {', '.join(KINDS + tuple(PRESETS))}",
+            code="invalid_runtime",
+        )
+    elif runtime != "command":
+        if values.get("command"):
+            raise BadRequest(
+                f"--command only applies to command agents, not {runtime}", code="invalid_agent"
+            )
+        values["preset"] = None
+    command = values.get("command")
+    if isinstance(command, str):
+        try:
+            command = shlex.split(command)
+        except ValueError as e:
+            raise BadRequest(f"command: {e}", code="invalid_command") from e
+    values["command"] = list(command or [])
+    if values["runtime"] == "command":
+        if not values["command"]:
+            raise BadRequest(
+                'a command agent needs --command (e.g. "python3 agent.py {message}") or a '
+                f"preset runtime ({', '.join(PRESETS)})",
+                code="invalid_command",
+            )
+        if executable_missing(values["command"][0], values.get("workspace")):
+            raise BadRequest(
+                f"command {values['command'][0]!r} was not found on PATH", code="command_not_found"
+            )
+        if sum(PLACEHOLDER in a for a in values["command"]) > 1:
+            raise BadRequest(f"only one argument may hold {PLACEHOLDER}", code="invalid_command")
+    if values["runtime"] == "openai_chat" and not (values.get("base_url") and values.get("model")):
+        raise BadRequest("an openai_chat agent needs --base-url and --model", code="invalid_agent")
+    if base := values.get("base_url"):
+        if not re.match(r"^https?://", base):
+            raise BadRequest("base_url must start with http:// or https://", code="invalid_agent")
+        values["base_url"] = base.rstrip("/")
+    if ws := values.get("workspace"):
+        path = Path(ws).expanduser()
+        if not path.is_dir():
+            raise BadRequest(f"workspace {ws} is not a directory", code="workspace_not_found")
+        values["workspace"] = str(path.resolve())
+    return values
+
+
+class Agents:
+    def __init__(self, *, store: Store) -> None:
+        self._store = store
+
+    async def list(self) -> list[AgentRecord]:
+        async with self._store.session() as s:
+            rows = await s.scalars(select(Agent).order_by(Agent.created_at, Agent.name))
+            return [AgentRecord.of(r) for r in rows]
+
+    async def get(self, ref: str) -> AgentRecord:
+        """An agent by id or by name."""
+        async with self._store.session() as s:
+            row = await s.get(Agent, ref) or await s.scalar(select(Agent).where(Agent.name == ref))
+        if row is None:
+            raise NotFound(f"no agent called {ref!r}", code="agent_not_found")
+        return AgentRecord.of(row)
+
+    async def create(self, spec: AgentCreate) -> AgentRecord:
+        values = spec.model_dump()
+        values["runtime"] = values["runtime"] or ("command" if values.get("command") else "echo")
+        values = _normalise(values)
+        now = datetime.now(UTC)
+        row = Agent(
+            id=uuid.uuid4().hex,
+            name=values["name"],
+            runtime=values["runtime"],
+            preset=values.get("preset"),
+            command=values["command"],
+            workspace=values.get("workspace"),
+            machine=values.get("machine") or default_machine(),
+            skills=values.get("skills") or [],
+            base_url=values.get("base_url"),
+            model=values.get("model"),
+            description=values.get("description") or "",
+            api_key=values.get("api_key") or None,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            async with self._store.session() as s, s.begin():
+                s.add(row)
+        except IntegrityError as e:
+            raise Conflict(f"an agent called {spec.name!r} exists", code="agent_exists") from e
+        return AgentRecord.of(row)
+
+    async def update(self, ref: str, patch: AgentUpdate) -> AgentRecord:
+        current = await self.get(ref)
+        changes = patch.model_dump(exclude_unset=True)
+        merged = {
+            "name": current.name,
+            "runtime": current.preset or current.runtime,
+            "command": list(current.command),
+            "workspace": current.workspace,
+            "base_url": current.base_url,
+            "model": current.model,
+            **changes,
+        }
+        # A new preset brings its own command unless one was given.
+        if "runtime" in changes and "command" not in changes:
+            merged["command"] = None
+        merged = _normalise(merged)
+        merged.setdefault("preset", current.preset)
+        columns = {
+            k: merged[k]
+            for k in ("name", "runtime", "preset", "command", "workspace", "base_url", "model")
+        }
+        cleared: dict[str, Any] = {
+            "machine": default_machine(),
+            "skills": [],
+            "description": "",
+            "api_key": None,
+        }
+        for k, empty in cleared.items():
+            if k in changes:
+                columns[k] = changes[k] or empty
+        try:
+            async with self._store.session() as s, s.begin():
+                row = await s.get(Agent, current.id)
+                if row is None:
+                    raise NotFound(f"no agent called {ref!r}", code="agent_not_found")
+                for k, v in columns.items():
+                    setattr(row, k, v)
+                row.updated_at = datetime.now(UTC)
+        except IntegrityError as e:
+            raise Conflict(f"an agent called {merged['name']!r} exists", code="agent_exists") from e
+        return AgentRecord.of(row)
+
+    async def delete(self, ref: str) -> AgentRecord:
+        current = await self.get(ref)
+        async with self._store.session() as s, s.begin():
+            await s.execute(delete(Agent).where(Agent.id == current.id))
+        return current

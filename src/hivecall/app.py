@@ -1,0 +1,72 @@
+"""create_app(settings) -> the ASGI app. The hub's parts live in the lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from hivecall.errors import HivecallError
+from hivecall.hub import Hub
+from hivecall.settings import Settings
+from hivecall.web import api, pages
+from hivecall.web.http import on_hivecall_error, on_http_error, on_unexpected
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    environ: Mapping[str, str],
+    workspace: Path | None = None,
+) -> Starlette:
+    """The hub as an ASGI app.
+
+    `environ` is handed to agent processes (their own keys and PATH); `workspace` is where
+    starter agents work (default: the current directory).
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        hub = await Hub.open(settings, environ=environ)
+        try:
+            await hub.start(workspace=workspace or Path.cwd())
+            app.state.hub = hub
+            if hub.new_owner_token:
+                announce_owner_token(settings, hub.new_owner_token)
+            yield
+        finally:
+            await hub.aclose()
+
+    app = Starlette(
+        routes=[
+            *api.routes,
+            *pages.routes,
+            Mount("/static", StaticFiles(packages=[("hivecall.web", "static")]), name="static"),
+        ],
+        exception_handlers={
+            HivecallError: on_hivecall_error,
+            HTTPException: on_http_error,
+            Exception: on_unexpected,
+        },
+        lifespan=lifespan,
+    )
+    return app
+
+
+def announce_owner_token(settings: Settings, token: str) -> None:
+    """Shown once on the terminal that started the hub, never written to the log."""
+    url = settings.resolved_public_url
+    print(
+        "\n  hivecall owner token (shown once; `hivecall token reset` makes a new one):\n"
+        f"    {token}\n"
+        f"  Open the dashboard: {url}/?token={token}\n",
+        flush=True,
+    )

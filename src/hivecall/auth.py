@@ -1,0 +1,172 @@
+"""Bearer tokens: minted once, shown once, stored as SHA-256, checked on every `/api/*` request.
+
+Tokens are 256-bit random strings, so a fast hash is enough (there is nothing to brute-force).
+The owner token may do everything; later scoped kinds (device, worker, api) carry a list of
+scopes and a subject (the device or call they belong to). Verified principals are cached in
+memory; every change to a token clears the cache, so a revocation bites at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+
+from hivecall.store import Store
+from hivecall.store.models import Token
+
+OWNER = "owner"
+ALL_SCOPES = ("*",)
+SESSION_TTL = timedelta(days=30)
+# last_used_at is a hint for people ("last seen"), not an audit log: write it at most this often.
+LAST_USED_EVERY = timedelta(minutes=1)
+
+
+def hash_token(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def new_token(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_urlsafe(32)}"
+
+
+@dataclass(frozen=True)
+class Principal:
+    token_id: str
+    kind: str
+    scopes: tuple[str, ...]
+    subject: str | None = None
+    name: str = ""
+
+    def can(self, scope: str) -> bool:
+        return "*" in self.scopes or scope in self.scopes
+
+
+@dataclass
+class _Cached:
+    principal: Principal
+    expires_at: datetime | None
+    last_used_at: datetime | None = field(default=None)
+
+
+class Tokens:
+    def __init__(self, *, store: Store) -> None:
+        self._store = store
+        self._cache: dict[str, _Cached] = {}
+
+    async def create(
+        self,
+        *,
+        kind: str,
+        scopes: tuple[str, ...],
+        name: str = "",
+        subject: str | None = None,
+        ttl: timedelta | None = None,
+        value: str | None = None,
+    ) -> tuple[str, Token]:
+        """Store a new token; the plain value is returned once and never kept."""
+        value = value or new_token(f"hc{kind[0]}")
+        row = Token(
+            id=uuid.uuid4().hex,
+            kind=kind,
+            name=name,
+            token_hash=hash_token(value),
+            scopes=list(scopes),
+            subject=subject,
+            expires_at=datetime.now(UTC) + ttl if ttl else None,
+        )
+        async with self._store.session() as s, s.begin():
+            s.add(row)
+        return value, row
+
+    async def verify(self, value: str) -> Principal | None:
+        digest = hash_token(value)
+        now = datetime.now(UTC)
+        hit = self._cache.get(digest)
+        if hit is None:
+            async with self._store.session() as s:
+                row = await s.scalar(
+                    select(Token).where(Token.token_hash == digest, Token.revoked_at.is_(None))
+                )
+            if row is None:
+                return None
+            hit = _Cached(
+                Principal(row.id, row.kind, tuple(row.scopes), row.subject, row.name),
+                _aware(row.expires_at),
+                _aware(row.last_used_at),
+            )
+            self._cache[digest] = hit
+        if hit.expires_at is not None and hit.expires_at <= now:
+            return None
+        if hit.last_used_at is None or now - hit.last_used_at >= LAST_USED_EVERY:
+            hit.last_used_at = now
+            async with self._store.session() as s, s.begin():
+                await s.execute(
+                    update(Token).where(Token.id == hit.principal.token_id).values(last_used_at=now)
+                )
+        return hit.principal
+
+    async def revoke(self, token_id: str) -> bool:
+        async with self._store.session() as s, s.begin():
+            result = await s.execute(
+                update(Token)
+                .where(Token.id == token_id, Token.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC))
+            )
+        self._cache.clear()
+        return bool(getattr(result, "rowcount", 0))
+
+    async def revoke_kind(self, kind: str) -> None:
+        async with self._store.session() as s, s.begin():
+            await s.execute(
+                update(Token)
+                .where(Token.kind == kind, Token.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC))
+            )
+        self._cache.clear()
+
+    async def ensure_owner(self, configured: str) -> str | None:
+        """Make sure an owner token exists. Returns a newly generated value to show once.
+
+        A configured token (HIVECALL_OWNER_TOKEN) replaces any stored one; with none configured
+        a token is generated on the first start only.
+        """
+        if configured:
+            async with self._store.session() as s:
+                current = await s.scalar(
+                    select(Token).where(
+                        Token.kind == OWNER,
+                        Token.revoked_at.is_(None),
+                        Token.token_hash == hash_token(configured),
+                    )
+                )
+            if current is None:
+                await self.revoke_kind(OWNER)
+                await self.create(kind=OWNER, scopes=ALL_SCOPES, name="owner", value=configured)
+            return None
+        async with self._store.session() as s:
+            existing = await s.scalar(
+                select(Token.id).where(Token.kind == OWNER, Token.revoked_at.is_(None))
+            )
+        if existing is not None:
+            return None
+        value, _ = await self.create(kind=OWNER, scopes=ALL_SCOPES, name="owner")
+        return value
+
+    async def reset_owner(self) -> str:
+        """Revoke the owner token and every browser session; return a new owner token."""
+        await self.revoke_kind(OWNER)
+        await self.revoke_kind("session")
+        value, _ = await self.create(kind=OWNER, scopes=ALL_SCOPES, name="owner")
+        return value
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything the store writes is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value

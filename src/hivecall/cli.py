@@ -1,0 +1,469 @@
+"""The `hivecall` command: serve the hub, manage agents, ask one, check the set-up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from hivecall import __version__
+from hivecall.agents.records import AgentCreate, AgentUpdate
+from hivecall.bridge import TurnRequest
+from hivecall.errors import HivecallError
+from hivecall.hub import Hub
+from hivecall.logs import setup_logging
+from hivecall.settings import Settings, load
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="hivecall: talk out loud to the AI agents on your computer.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+agents_app = typer.Typer(help="Add, list, change and remove agents.", no_args_is_help=True)
+token_app = typer.Typer(help="The owner token.", no_args_is_help=True)
+turns_app = typer.Typer(help="Turns the bridge ran.", no_args_is_help=True)
+app.add_typer(agents_app, name="agents")
+app.add_typer(token_app, name="token")
+app.add_typer(turns_app, name="turns")
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    settings: Settings = ctx.obj
+    return settings
+
+
+def with_hub(ctx: typer.Context, work: Callable[[Hub], Awaitable[T]]) -> T:
+    """Open the hub's store for one CLI command, run `work`, close it again."""
+
+    async def run() -> T:
+        hub = await Hub.open(settings_of(ctx), environ=os.environ)
+        try:
+            return await work(hub)
+        finally:
+            await hub.aclose()
+
+    try:
+        return asyncio.run(run())
+    except HivecallError as e:
+        fail(e.message, 2 if e.status < 500 else 1)
+        raise  # unreachable: fail() exits
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None, typer.Option(help="Data folder (default: HIVECALL_HOME or the user data dir).")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="Store URL (default: SQLite in the data folder).")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML settings file.")] = None,
+) -> None:
+    try:
+        ctx.obj = load(os.environ, home=home, database_url=database_url, config_file=config)
+    except HivecallError as e:
+        fail(e.message, 2)
+    setup_logging(settings_of(ctx).log_level)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Run the hub (dashboard and API) until interrupted."""
+    import uvicorn
+
+    from hivecall.app import create_app
+
+    settings = settings_of(ctx).replace(
+        **{k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    )
+    application = create_app(settings, environ=dict(os.environ))
+    typer.echo(f"hivecall {__version__} serving on {settings.resolved_public_url}", err=True)
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+
+
+@app.command()
+def doctor(ctx: typer.Context) -> None:
+    """Show what is configured and what is missing (never the secret values)."""
+    import shutil
+
+    from hivecall.runtimes.presets import PRESETS
+
+    s = settings_of(ctx)
+    lines: list[tuple[str, str]] = [
+        ("version", __version__),
+        ("home", str(s.home)),
+        ("config file", str(s.config_file or s.home / "hivecall.toml")),
+        ("database", _redact_url(s.resolved_database_url)),
+        ("listens on", s.resolved_public_url),
+        (
+            "owner token",
+            "set by HIVECALL_OWNER_TOKEN" if s.owner_token else "generated on first start",
+        ),
+        (
+            "OpenAI key (BYOK calls)",
+            "set" if s.openai_api_key else "missing: set OPENAI_API_KEY or OPENAI_REALTIME_KEY",
+        ),
+        ("OpenAI base URL", s.openai_base_url),
+        ("realtime model", f"{s.realtime_model} (voice {s.realtime_voice})"),
+    ]
+    livekit = [s.livekit_url, s.livekit_api_key, s.livekit_api_secret]
+    missing = [
+        n
+        for n, v in zip(
+            ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"), livekit, strict=True
+        )
+        if not v
+    ]
+    lines.append(
+        ("LiveKit (cloud calls)", "set" if not missing else "missing: " + ", ".join(missing))
+    )
+    found = [
+        f"{p.label} ({shutil.which(p.argv[0])})"
+        for p in PRESETS.values()
+        if shutil.which(p.argv[0])
+    ]
+    lines.append(
+        ("agent CLIs on PATH", ", ".join(found) or "none found (the echo agent stands in)")
+    )
+
+    async def check_store(hub: Hub) -> int:
+        return len(await hub.agents.list())
+
+    try:
+        count = with_hub(ctx, check_store)
+        lines.append(("store", f"ok, {count} agent(s)"))
+    except typer.Exit:
+        lines.append(("store", "cannot be opened (see the error above)"))
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        typer.echo(f"{key.ljust(width)}  {value}")
+
+
+def _redact_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(not a valid URL)"
+
+
+# -- agents ----------------------------------------------------------------------------------
+
+
+def _print_agent(agent: dict[str, Any]) -> None:
+    for key in (
+        "name",
+        "id",
+        "runtime",
+        "preset",
+        "command",
+        "workspace",
+        "machine",
+        "skills",
+        "base_url",
+        "model",
+        "description",
+        "status",
+    ):
+        value = agent.get(key)
+        if value in (None, "", []):
+            continue
+        if isinstance(value, list):
+            value = " ".join(value) if key == "command" else ", ".join(value)
+        typer.echo(f"{key:>12}: {value}")
+
+
+@agents_app.command("add")
+def agents_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Agent name (letters, digits, . _ -).")],
+    runtime: Annotated[
+        str | None,
+        typer.Option(
+            help="command, openai_chat, echo, or a CLI preset: claude, codex, aider, opencode, "
+            "goose, gemini (default: command with --command, else echo)."
+        ),
+    ] = None,
+    command: Annotated[
+        str | None,
+        typer.Option(
+            help="Command template; {message} marks the argument that carries the request "
+            "(else stdin)."
+        ),
+    ] = None,
+    workspace: Annotated[Path | None, typer.Option(help="Folder the agent works in.")] = None,
+    machine: Annotated[str | None, typer.Option(help="Machine name (default: this host).")] = None,
+    skill: Annotated[list[str] | None, typer.Option(help="A skill (repeatable).")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible base URL (openai_chat).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model name (openai_chat).")] = None,
+    description: Annotated[str | None, typer.Option(help="What this agent is for.")] = None,
+) -> None:
+    """Add an agent."""
+    spec = _spec(
+        AgentCreate,
+        name=name,
+        runtime=runtime,
+        command=command,
+        workspace=workspace,
+        machine=machine,
+        skills=skill,
+        base_url=base_url,
+        model=model,
+        description=description,
+    )
+
+    async def work(hub: Hub) -> dict[str, Any]:
+        agent = await hub.agents.create(spec)
+        return agent.public(status=hub.bridge.status_of(agent))
+
+    _print_agent(with_hub(ctx, work))
+
+
+@agents_app.command("edit")
+def agents_edit(
+    ctx: typer.Context,
+    agent: Annotated[str, typer.Argument(help="Agent name or id.")],
+    name: Annotated[str | None, typer.Option(help="New name.")] = None,
+    runtime: Annotated[str | None, typer.Option(help="New runtime or preset.")] = None,
+    command: Annotated[str | None, typer.Option(help="New command template.")] = None,
+    workspace: Annotated[Path | None, typer.Option(help="New workspace folder.")] = None,
+    machine: Annotated[str | None, typer.Option(help="New machine name.")] = None,
+    skill: Annotated[
+        list[str] | None, typer.Option(help="Replace the skills (repeatable).")
+    ] = None,
+    base_url: Annotated[str | None, typer.Option(help="New base URL.")] = None,
+    model: Annotated[str | None, typer.Option(help="New model.")] = None,
+    description: Annotated[str | None, typer.Option(help="New description.")] = None,
+) -> None:
+    """Change an agent."""
+    patch = _spec(
+        AgentUpdate,
+        name=name,
+        runtime=runtime,
+        command=command,
+        workspace=workspace,
+        machine=machine,
+        skills=skill,
+        base_url=base_url,
+        model=model,
+        description=description,
+    )
+
+    async def work(hub: Hub) -> dict[str, Any]:
+        updated = await hub.agents.update(agent, patch)
+        return updated.public(status=hub.bridge.status_of(updated))
+
+    _print_agent(with_hub(ctx, work))
+
+
+M = TypeVar("M", AgentCreate, AgentUpdate)
+
+
+def _spec(schema: type[M], /, **values: Any) -> M:
+    from pydantic import ValidationError
+
+    given = {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items() if v is not None}
+    try:
+        return schema.model_validate(given)
+    except ValidationError as e:
+        fail("; ".join(str(err["msg"]).removeprefix("Value error, ") for err in e.errors()), 2)
+        raise  # unreachable
+
+
+@agents_app.command("list")
+def agents_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List agents."""
+
+    async def work(hub: Hub) -> list[dict[str, Any]]:
+        return [a.public(status=hub.bridge.status_of(a)) for a in await hub.agents.list()]
+
+    agents = with_hub(ctx, work)
+    if as_json:
+        typer.echo(json.dumps(agents, indent=2))
+        return
+    if not agents:
+        typer.echo(
+            "No agents yet. Add one: hivecall agents add NAME --runtime claude --workspace DIR"
+        )
+        return
+    rows = [
+        (a["name"], a["preset"] or a["runtime"], a["machine"], a["workspace"] or "-", a["status"])
+        for a in agents
+    ]
+    widths = [
+        max(len(str(r[i])) for r in [("NAME", "RUNTIME", "MACHINE", "WORKSPACE", "STATUS"), *rows])
+        for i in range(5)
+    ]
+    for r in [("NAME", "RUNTIME", "MACHINE", "WORKSPACE", "STATUS"), *rows]:
+        typer.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+@agents_app.command("show")
+def agents_show(
+    ctx: typer.Context,
+    agent: Annotated[str, typer.Argument(help="Agent name or id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (with its context).")] = False,
+) -> None:
+    """Show an agent and the context it gets on each turn."""
+    from hivecall.agents.context import gather, render_context
+
+    async def work(hub: Hub) -> tuple[dict[str, Any], dict[str, Any], str]:
+        record = await hub.agents.get(agent)
+        context = await gather(record, await hub.bridge.recent(record.id))
+        return (
+            record.public(status=hub.bridge.status_of(record)),
+            context.as_dict(),
+            render_context(context),
+        )
+
+    public, context, rendered = with_hub(ctx, work)
+    if as_json:
+        typer.echo(json.dumps({"agent": public, "context": context}, indent=2))
+        return
+    _print_agent(public)
+    typer.echo("\ncontext:\n" + rendered)
+
+
+@agents_app.command("rm")
+def agents_rm(
+    ctx: typer.Context, agent: Annotated[str, typer.Argument(help="Agent name or id.")]
+) -> None:
+    """Remove an agent (and its turn history)."""
+
+    async def work(hub: Hub) -> str:
+        return (await hub.agents.delete(agent)).name
+
+    typer.echo(f"removed {with_hub(ctx, work)}")
+
+
+# -- turns -----------------------------------------------------------------------------------
+
+
+@app.command()
+def ask(
+    ctx: typer.Context,
+    agent: Annotated[str, typer.Argument(help="Agent name or id.")],
+    message: Annotated[str, typer.Argument(help="What to ask (use - to read stdin).")],
+    session: Annotated[str | None, typer.Option(help="Session id to continue.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the turn as JSON.")] = False,
+    spoken: Annotated[
+        bool, typer.Option(help="Print the speakable answer instead of the raw one.")
+    ] = False,
+) -> None:
+    """Run one turn on an agent from the terminal."""
+    if message == "-":
+        message = sys.stdin.read()
+
+    async def work(hub: Hub) -> dict[str, Any]:
+        handle = await hub.bridge.start(
+            TurnRequest(agent=agent, message=message, source="cli", session_id=session)
+        )
+        if not (as_json or spoken):
+            async for piece in handle.deltas():
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+        r = await handle.result()
+        return {
+            "turn_id": r.turn_id,
+            "session_id": r.session_id,
+            "status": r.status,
+            "text": r.text,
+            "spoken": r.spoken,
+            "error_code": r.error_code,
+        }
+
+    result = with_hub(ctx, work)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    elif spoken:
+        typer.echo(result["spoken"])
+    elif result["text"] and not result["text"].endswith("\n"):
+        typer.echo()
+    if result["status"] != "done":
+        if not as_json:
+            typer.secho(result["spoken"], err=True, fg=typer.colors.RED)
+        raise typer.Exit(1)
+
+
+@turns_app.command("list")
+def turns_list(
+    ctx: typer.Context,
+    agent: Annotated[str | None, typer.Option(help="Only this agent.")] = None,
+    limit: Annotated[int, typer.Option(help="How many.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List recent turns, newest first."""
+    from hivecall.web.api import turn_view
+
+    async def work(hub: Hub) -> list[dict[str, Any]]:
+        agent_id = (await hub.agents.get(agent)).id if agent else None
+        return [turn_view(t) for t in await hub.bridge.list_turns(agent_id=agent_id, limit=limit)]
+
+    turns = with_hub(ctx, work)
+    if as_json:
+        typer.echo(json.dumps(turns, indent=2))
+        return
+    for t in turns:
+        typer.echo(
+            f"{t['queued_at'][:19]}  {t['status']:<11}  {t['message'][:60]!r}"
+            f" -> {(t['spoken'] or '')[:60]!r}"
+        )
+
+
+# -- token -----------------------------------------------------------------------------------
+
+
+@token_app.command("reset")
+def token_reset(ctx: typer.Context) -> None:
+    """Replace the owner token (signs out every browser) and print the new login link."""
+    settings = settings_of(ctx)
+    if settings.owner_token:
+        fail("HIVECALL_OWNER_TOKEN is set: change it there instead", 2)
+
+    async def work(hub: Hub) -> str:
+        return await hub.tokens.reset_owner()
+
+    from hivecall.app import announce_owner_token
+
+    announce_owner_token(settings, with_hub(ctx, work))
+
+
+def main() -> None:
+    app()

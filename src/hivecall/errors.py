@@ -1,0 +1,70 @@
+"""A small exception hierarchy; the web layer turns each into one JSON shape.
+
+`{"error": {"code": "...", "message": "..."}}` is the only error body the hub sends. Messages are
+written for people and never carry secrets or transcripts.
+"""
+
+from __future__ import annotations
+
+
+class HivecallError(Exception):
+    code = "internal_error"
+    status = 500
+    retryable = False
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+    def as_dict(self) -> dict[str, dict[str, str]]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class ConfigError(HivecallError):
+    code = "config_error"
+
+
+class BadRequest(HivecallError):
+    code = "bad_request"
+    status = 400
+
+
+class Unauthorized(HivecallError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(HivecallError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(HivecallError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(HivecallError):
+    code = "conflict"
+    status = 409
+
+
+class PayloadTooLarge(HivecallError):
+    code = "payload_too_large"
+    status = 413
+
+
+class RuntimeFailure(HivecallError):
+    """The agent's runtime could not answer. `spoken` is what a caller hears instead."""
+
+    code = "runtime_failed"
+    status = 502
+    retryable = True
+
+    def __init__(self, message: str, *, spoken: str, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.spoken = spoken

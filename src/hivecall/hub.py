@@ -1,0 +1,88 @@
+"""The hub's parts, opened once and shared by the web app and the CLI."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from hivecall.agents.records import AgentCreate, Agents
+from hivecall.auth import Tokens
+from hivecall.bridge import Bridge
+from hivecall.runtimes import Runtimes
+from hivecall.runtimes.presets import PRESETS
+from hivecall.settings import Settings
+from hivecall.store import Store
+
+log = logging.getLogger(__name__)
+
+SEEDED = "agents_seeded"
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    store: Store
+    tokens: Tokens
+    agents: Agents
+    runtimes: Runtimes
+    bridge: Bridge
+    # Set when this start generated the owner token: shown once, then forgotten.
+    new_owner_token: str | None = None
+
+    @classmethod
+    async def open(cls, settings: Settings, *, environ: Mapping[str, str]) -> Hub:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        store = Store(url=settings.resolved_database_url)
+        try:
+            await store.migrate()
+        except Exception:
+            await store.aclose()
+            raise
+        agents = Agents(store=store)
+        runtimes = Runtimes(environ=environ, openai_api_key=settings.openai_api_key)
+        bridge = Bridge(
+            store=store,
+            agents=agents,
+            runtimes=runtimes,
+            turn_timeout=settings.turn_timeout,
+            max_message_chars=settings.max_message_chars,
+            spoken_max_chars=settings.spoken_max_chars,
+        )
+        hub = cls(settings, store, Tokens(store=store), agents, runtimes, bridge)
+        return hub
+
+    async def start(self, *, workspace: Path) -> None:
+        """First-start chores for a serving hub: owner token, starter agents, crash recovery."""
+        self.new_owner_token = await self.tokens.ensure_owner(self.settings.owner_token)
+        await self.bridge.recover()
+        await self.seed_agents(workspace=workspace)
+
+    async def seed_agents(self, *, workspace: Path) -> list[str]:
+        """On the very first start, offer an agent for each coding CLI on PATH (else echo)."""
+        if await self.store.get_meta(SEEDED) or await self.agents.list():
+            return []
+        found = [name for name in PRESETS if shutil.which(PRESETS[name].argv[0])]
+        created: list[str] = []
+        for name in found:
+            await self.agents.create(AgentCreate(name=name, runtime=name, workspace=str(workspace)))
+            created.append(name)
+        if not created:
+            await self.agents.create(
+                AgentCreate(
+                    name="echo",
+                    runtime="echo",
+                    description="Repeats what it hears until you add a real agent.",
+                )
+            )
+            created.append("echo")
+        await self.store.set_meta(SEEDED, "1")
+        log.info("added starter agents", extra={"agents": created})
+        return created
+
+    async def aclose(self) -> None:
+        await self.bridge.aclose()
+        await self.runtimes.aclose()
+        await self.store.aclose()

@@ -1,0 +1,35 @@
+"""Runtimes reach the user's real agents. One module per kind; `Runtimes` picks one per agent."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from hivecall.runtimes.base import ChatMessage, Runtime, TurnInput
+from hivecall.runtimes.command import CommandRuntime
+from hivecall.runtimes.echo import EchoRuntime
+from hivecall.runtimes.openai_chat import OpenAIChatRuntime
+from hivecall.runtimes.presets import KINDS
+
+__all__ = ["KINDS", "ChatMessage", "Runtime", "Runtimes", "TurnInput"]
+
+
+class Runtimes:
+    """One instance of each runtime kind, shared by all agents of that kind."""
+
+    def __init__(self, *, environ: Mapping[str, str], openai_api_key: str = "") -> None:
+        self._openai = OpenAIChatRuntime(default_api_key=openai_api_key)
+        self._by_kind: dict[str, Runtime] = {
+            "command": CommandRuntime(environ=dict(environ)),
+            "openai_chat": self._openai,
+            "echo": EchoRuntime(),
+        }
+
+    def register(self, kind: str, runtime: Runtime) -> None:
+        """Add or replace a kind (tests plug in instrumented runtimes this way)."""
+        self._by_kind[kind] = runtime
+
+    def get(self, kind: str) -> Runtime:
+        return self._by_kind[kind]
+
+    async def aclose(self) -> None:
+        await self._openai.aclose()

@@ -1,0 +1,181 @@
+"""The command runtime: one CLI agent process per turn, run in the agent's workspace.
+
+The template is split like a shell would split it (shlex) but never run through a shell: the
+argv element holding `{message}` carries the request verbatim; with no placeholder the request
+goes to stdin. Each turn runs in its own process group so a timeout or a hub shutdown kills the
+agent and everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from hivecall.errors import RuntimeFailure
+from hivecall.runtimes.base import TurnInput, timeout_failure
+from hivecall.runtimes.presets import PRESETS
+
+log = logging.getLogger(__name__)
+
+PLACEHOLDER = "{message}"
+SESSION = "{session}"
+KILL_GRACE = 2.0
+SESSION_NS = uuid.UUID("6f1c3c1e-2f5e-4d7e-9b1a-7c0d5e3a9f10")
+
+
+def session_uuid(agent_id: str, session_id: str) -> str:
+    """A stable UUID for a hivecall session on one agent (CLIs such as claude want UUIDs)."""
+    return str(uuid.uuid5(SESSION_NS, f"{agent_id}:{session_id}"))
+
+
+def build_argv(
+    template: Sequence[str], preset: str | None, turn: TurnInput
+) -> tuple[list[str], bool]:
+    """The argv for one turn, and whether the message goes to stdin instead."""
+    argv = list(template)
+    if preset and preset in PRESETS:
+        p = PRESETS[preset]
+        extra = p.resume if turn.resumed else p.first
+        argv += list(extra)
+    session = session_uuid(turn.agent.id, turn.session_id)
+    has_placeholder = any(PLACEHOLDER in a for a in argv)
+    out = [a.replace(SESSION, session) for a in argv]
+    out = [a.replace(PLACEHOLDER, turn.message) if PLACEHOLDER in a else a for a in out]
+    return out, not has_placeholder
+
+
+def executable_missing(argv0: str, workspace: str | None) -> bool:
+    if os.sep in argv0:
+        path = Path(argv0)
+        if not path.is_absolute() and workspace:
+            path = Path(workspace) / path
+        return not (path.is_file() and os.access(path, os.X_OK))
+    return shutil.which(argv0) is None
+
+
+class CommandRuntime:
+    exclusive = True
+    wants_context = False
+
+    def __init__(self, *, environ: dict[str, str] | None = None) -> None:
+        # The agent CLIs need the user's environment (their own keys, PATH); it is passed in once.
+        self._environ = dict(environ if environ is not None else os.environ)
+
+    async def stream(self, turn: TurnInput) -> AsyncIterator[str]:
+        agent = turn.agent
+        argv, via_stdin = build_argv(agent.command, agent.preset, turn)
+        env = {
+            **self._environ,
+            "HIVECALL_AGENT": agent.name,
+            "HIVECALL_TURN_ID": turn.turn_id,
+            "HIVECALL_SESSION_ID": turn.session_id,
+        }
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=agent.workspace or None,
+                env=env,
+                stdin=asyncio.subprocess.PIPE if via_stdin else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+            )
+        except FileNotFoundError as e:
+            raise RuntimeFailure(
+                f"command {argv[0]!r} was not found",
+                code="command_not_found",
+                spoken=f"Sorry, I could not start {agent.name}: its command is not installed.",
+            ) from e
+        except NotADirectoryError as e:
+            raise RuntimeFailure(
+                f"workspace {agent.workspace!r} is not a directory",
+                code="workspace_not_found",
+                spoken=f"Sorry, {agent.name}'s workspace folder is missing.",
+            ) from e
+        except PermissionError as e:
+            raise RuntimeFailure(
+                f"command {argv[0]!r} is not executable",
+                code="command_not_executable",
+                spoken=f"Sorry, I am not allowed to start {agent.name}'s command.",
+            ) from e
+        assert proc.stdout is not None and proc.stderr is not None
+        stderr_task = asyncio.create_task(_tail(proc.stderr))
+        finished = False
+        try:
+            if via_stdin:
+                assert proc.stdin is not None
+                proc.stdin.write(turn.message.encode())
+                await proc.stdin.drain()
+                proc.stdin.close()
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + turn.timeout
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise timeout_failure(agent.name, turn.timeout)
+                try:
+                    chunk = await asyncio.wait_for(proc.stdout.read(4096), remaining)
+                except TimeoutError:
+                    raise timeout_failure(agent.name, turn.timeout) from None
+                if not chunk:
+                    break
+                text = decoder.decode(chunk)
+                if text:
+                    yield text
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                yield tail
+            try:
+                code = await asyncio.wait_for(proc.wait(), max(deadline - loop.time(), 0.1))
+            except TimeoutError:
+                raise timeout_failure(agent.name, turn.timeout) from None
+            finished = True
+            if code != 0:
+                stderr = await stderr_task
+                # stderr can hold anything (paths, keys): log its size, never its text.
+                log.warning(
+                    "agent command failed",
+                    extra={"agent": agent.name, "exit_code": code, "stderr_bytes": len(stderr)},
+                )
+                raise RuntimeFailure(
+                    f"agent {agent.name!r} exited with status {code}",
+                    code="runtime_failed",
+                    spoken=f"Sorry, {agent.name} stopped with an error (exit status {code}).",
+                )
+        finally:
+            if not finished:
+                await _kill_group(proc)
+            stderr_task.cancel()
+
+
+async def _tail(stream: asyncio.StreamReader, keep: int = 8192) -> bytes:
+    buf = b""
+    while chunk := await stream.read(4096):
+        buf = (buf + chunk)[-keep:]
+    return buf
+
+
+async def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    """Stop the agent and all its children: TERM the group, then KILL after a grace period."""
+    if proc.returncode is not None:
+        _signal_group(proc.pid, signal.SIGKILL)  # children may outlive a finished leader
+        return
+    _signal_group(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(proc.wait()), KILL_GRACE)
+    _signal_group(proc.pid, signal.SIGKILL)
+    await proc.wait()
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)

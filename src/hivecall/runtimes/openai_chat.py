@@ -1,0 +1,101 @@
+"""The openai_chat runtime: any OpenAI-compatible chat endpoint (OpenAI, Ollama, vLLM, llama.cpp).
+
+The agent's context (machine, workspace, repo, memory, recent work) becomes the system message;
+the answer streams back as it is generated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import openai
+
+from hivecall.agents.context import render_context
+from hivecall.errors import RuntimeFailure
+from hivecall.runtimes.base import TurnInput, timeout_failure
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
+
+SYSTEM = (
+    "You are {name}, an agent reached through hivecall. People often talk to you out loud: answer "
+    "in plain sentences without markdown unless asked for code."
+)
+
+
+class OpenAIChatRuntime:
+    exclusive = False
+    wants_context = True
+
+    def __init__(self, *, default_api_key: str = "") -> None:
+        self._default_key = default_api_key
+        self._clients: dict[tuple[str, str], openai.AsyncOpenAI] = {}
+
+    def _client(self, base_url: str, api_key: str) -> openai.AsyncOpenAI:
+        key = (base_url, api_key)
+        if key not in self._clients:
+            # Local servers (Ollama, llama.cpp) take any key; the SDK insists on one.
+            self._clients[key] = openai.AsyncOpenAI(
+                base_url=base_url, api_key=api_key or "not-needed", max_retries=1
+            )
+        return self._clients[key]
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+
+    async def stream(self, turn: TurnInput) -> AsyncIterator[str]:
+        agent = turn.agent
+        if not agent.base_url or not agent.model:
+            raise RuntimeFailure(
+                f"agent {agent.name!r} has no base URL or model",
+                code="runtime_misconfigured",
+                spoken=f"Sorry, {agent.name} is missing its model settings.",
+            )
+        system = SYSTEM.format(name=agent.name)
+        if turn.context is not None:
+            system += "\n\n" + render_context(turn.context)
+        messages: list[ChatCompletionMessageParam] = [{"role": "system", "content": system}]
+        for m in turn.history:
+            if m.role == "assistant":
+                messages.append({"role": "assistant", "content": m.content})
+            else:
+                messages.append({"role": "user", "content": m.content})
+        messages.append({"role": "user", "content": turn.message})
+        key = agent.api_key or (self._default_key if "api.openai.com" in agent.base_url else "")
+        client = self._client(agent.base_url, key)
+        try:
+            stream: Any = await client.chat.completions.create(
+                model=agent.model, messages=messages, stream=True, timeout=turn.timeout
+            )
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+        except openai.APITimeoutError as e:
+            raise timeout_failure(agent.name, turn.timeout) from e
+        except openai.APIConnectionError as e:
+            raise RuntimeFailure(
+                f"could not reach {agent.base_url}",
+                code="runtime_unreachable",
+                spoken=f"Sorry, I could not reach {agent.name}'s model server.",
+            ) from e
+        except openai.AuthenticationError as e:
+            raise RuntimeFailure(
+                f"{agent.base_url} refused the API key",
+                code="runtime_auth_failed",
+                spoken=f"Sorry, {agent.name}'s model server refused its key.",
+            ) from e
+        except openai.RateLimitError as e:
+            raise RuntimeFailure(
+                f"{agent.base_url} is rate limiting",
+                code="runtime_rate_limited",
+                spoken=f"Sorry, {agent.name}'s model server is busy. Try again in a moment.",
+            ) from e
+        except openai.APIStatusError as e:
+            raise RuntimeFailure(
+                f"{agent.base_url} answered HTTP {e.status_code}",
+                code="runtime_failed",
+                spoken=f"Sorry, {agent.name}'s model server returned an error.",
+            ) from e

@@ -1,0 +1,53 @@
+"""How each known coding CLI takes one non-interactive turn, and how it resumes a session.
+
+`{message}` marks the argv element that carries the request; `{session}` is a stable UUID per
+(agent, hivecall session), for CLIs that can name or resume their own sessions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The runtime kinds an agent record may name (besides the preset names below).
+KINDS = ("command", "openai_chat", "echo")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    argv: tuple[str, ...]
+    first: tuple[str, ...] = ()  # added on the first turn of a session
+    resume: tuple[str, ...] = ()  # added on later turns of the same session
+    label: str = ""
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            "claude",
+            ("claude", "-p", "{message}"),
+            first=("--session-id", "{session}"),
+            resume=("--resume", "{session}"),
+            label="Claude Code",
+        ),
+        Preset("codex", ("codex", "exec", "{message}"), label="Codex"),
+        Preset(
+            "aider",
+            ("aider", "--yes-always", "--no-pretty", "--no-stream", "--message", "{message}"),
+            resume=("--restore-chat-history",),
+            label="Aider",
+        ),
+        Preset(
+            "opencode", ("opencode", "run", "{message}"), resume=("--continue",), label="OpenCode"
+        ),
+        Preset(
+            "goose",
+            ("goose", "run", "--text", "{message}"),
+            first=("--name", "{session}"),
+            resume=("--name", "{session}", "--resume"),
+            label="Goose",
+        ),
+        Preset("gemini", ("gemini", "-p", "{message}"), label="Gemini CLI"),
+    )
+}

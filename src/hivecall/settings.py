@@ -1,0 +1,230 @@
+"""The one table of settings.
+
+Each field of :class:`Settings` is a row: its name, default, environment variables and help all
+live on the field, and everything else (the environment reader, the TOML reader, `hivecall
+doctor`, `/api/settings` and the docs test) is derived from that table. Settings are read once,
+at the edge (the CLI), and passed down; nothing below reads the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from hivecall.errors import ConfigError
+
+
+def _row(help: str, *env: str, secret: bool = False) -> dict[str, Any]:
+    return {"help": help, "env": env, "secret": secret}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    home: Path = field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("hivecall")),
+        metadata=_row("Folder for the database, logs and keys.", "HIVECALL_HOME"),
+    )
+    config_file: Path | None = field(
+        default=None,
+        metadata=_row(
+            "Optional TOML file of settings (default: HOME/hivecall.toml if it exists).",
+            "HIVECALL_CONFIG",
+        ),
+    )
+    host: str = field(
+        default="127.0.0.1", metadata=_row("Address the hub listens on.", "HIVECALL_HOST")
+    )
+    port: int = field(default=8765, metadata=_row("Port the hub listens on.", "HIVECALL_PORT"))
+    public_url: str = field(
+        default="",
+        metadata=_row(
+            "URL people use to reach the hub (default: http://HOST:PORT).", "HIVECALL_PUBLIC_URL"
+        ),
+    )
+    database_url: str = field(
+        default="",
+        metadata=_row(
+            "SQLAlchemy URL of the store (default: SQLite in HOME; postgresql://… for PostgreSQL).",
+            "HIVECALL_DATABASE_URL",
+        ),
+    )
+    owner_token: str = field(
+        default="",
+        metadata=_row(
+            "Owner token; if empty one is generated on first start and shown once.",
+            "HIVECALL_OWNER_TOKEN",
+            secret=True,
+        ),
+    )
+    openai_api_key: str = field(
+        default="",
+        metadata=_row(
+            "The user's OpenAI key for BYOK calls.",
+            "OPENAI_REALTIME_KEY",
+            "OPENAI_API_KEY",
+            secret=True,
+        ),
+    )
+    openai_base_url: str = field(
+        default="https://api.openai.com/v1",
+        metadata=_row("OpenAI API base URL (minting and WebRTC).", "HIVECALL_OPENAI_BASE_URL"),
+    )
+    realtime_model: str = field(
+        default="gpt-realtime",
+        metadata=_row("OpenAI Realtime model for voice calls.", "HIVECALL_REALTIME_MODEL"),
+    )
+    realtime_voice: str = field(
+        default="marin",
+        metadata=_row("Voice for OpenAI Realtime calls.", "HIVECALL_REALTIME_VOICE"),
+    )
+    livekit_url: str = field(
+        default="", metadata=_row("LiveKit server URL for cloud calls.", "LIVEKIT_URL")
+    )
+    livekit_api_key: str = field(
+        default="", metadata=_row("LiveKit API key.", "LIVEKIT_API_KEY", secret=True)
+    )
+    livekit_api_secret: str = field(
+        default="", metadata=_row("LiveKit API secret.", "LIVEKIT_API_SECRET", secret=True)
+    )
+    turn_timeout: float = field(
+        default=600.0,
+        metadata=_row("Seconds a runtime may work on one turn.", "HIVECALL_TURN_TIMEOUT"),
+    )
+    max_message_chars: int = field(
+        default=16000,
+        metadata=_row(
+            "Longest message a turn accepts, in characters.", "HIVECALL_MAX_MESSAGE_CHARS"
+        ),
+    )
+    spoken_max_chars: int = field(
+        default=900,
+        metadata=_row("Longest spoken answer, in characters.", "HIVECALL_SPOKEN_MAX_CHARS"),
+    )
+    max_body_bytes: int = field(
+        default=1_048_576,
+        metadata=_row("Largest JSON request body, in bytes.", "HIVECALL_MAX_BODY_BYTES"),
+    )
+    log_level: str = field(
+        default="info", metadata=_row("Log level: debug, info, warning.", "HIVECALL_LOG_LEVEL")
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.home / 'hivecall.db'}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class SettingRow:
+    name: str
+    env: tuple[str, ...]
+    help: str
+    secret: bool
+    type: type
+
+
+_TYPES: dict[str, type] = {
+    "Path": Path,
+    "Path | None": Path,
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+}
+
+
+def table() -> list[SettingRow]:
+    """Every setting, in declaration order."""
+    return [
+        SettingRow(
+            f.name, f.metadata["env"], f.metadata["help"], f.metadata["secret"], _TYPES[str(f.type)]
+        )
+        for f in dataclasses.fields(Settings)
+    ]
+
+
+def _coerce(row: SettingRow, raw: object, origin: str) -> object:
+    try:
+        if row.type is bool:
+            if isinstance(raw, bool):
+                return raw
+            return str(raw).strip().lower() in ("1", "true", "yes", "on")
+        if row.type is Path:
+            return Path(str(raw)).expanduser()
+        if row.type in (int, float) and isinstance(raw, bool):
+            raise ValueError("a boolean is not a number")
+        return row.type(raw)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{row.name} from {origin} must be a {row.type.__name__}") from e
+
+
+def load(environ: Mapping[str, str], **overrides: Any) -> Settings:
+    """Settings from, lowest first: defaults, the TOML file, the environment, explicit overrides."""
+    rows = {r.name: r for r in table()}
+    from_env: dict[str, object] = {}
+    for row in rows.values():
+        for var in row.env:
+            if environ.get(var):
+                from_env[row.name] = _coerce(row, environ[var], var)
+                break
+    explicit = {k: v for k, v in overrides.items() if v is not None}
+    home = explicit.get("home") or from_env.get("home") or Settings().home
+    config = explicit.get("config_file") or from_env.get("config_file")
+    config_path = Path(str(config)) if config else Path(str(home)) / "hivecall.toml"
+    from_file: dict[str, object] = {}
+    if config or config_path.exists():
+        from_file = _read_toml(config_path, rows)
+    merged = {**from_file, **from_env, **explicit}
+    unknown = set(merged) - set(rows)
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    return Settings(**merged)
+
+
+def _read_toml(path: Path, rows: Mapping[str, SettingRow]) -> dict[str, object]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file {path} does not exist") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from e
+    out: dict[str, object] = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in rows:
+            raise ConfigError(f"config file {path}: unknown setting {key!r}")
+        out[name] = _coerce(rows[name], value, str(path))
+    return out
+
+
+def describe(settings: Settings) -> list[dict[str, object]]:
+    """The table with current values; secrets only say whether they are set."""
+    out: list[dict[str, object]] = []
+    for row in table():
+        value = getattr(settings, row.name)
+        shown: object = bool(value) if row.secret else (str(value) if value is not None else None)
+        out.append(
+            {
+                "name": row.name,
+                "env": list(row.env),
+                "help": row.help,
+                "secret": row.secret,
+                "value": shown,
+            }
+        )
+    return out

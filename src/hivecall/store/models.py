@@ -1,0 +1,94 @@
+"""Tables of the store. Alembic migrations in `migrations/` create them; keep both in step."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+    }
+
+
+class Meta(Base):
+    """Small facts about this hub (e.g. whether first-start set-up ran)."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Token(Base):
+    """A bearer credential, stored as the SHA-256 of its value.
+
+    kind is owner, session (a browser login), and later device, worker or api; scopes say what it
+    may do; subject ties a scoped token to what it is for (a device id, a call id…).
+    """
+
+    __tablename__ = "tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(default=list)
+    subject: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    runtime: Mapped[str] = mapped_column(String(32))
+    preset: Mapped[str | None] = mapped_column(String(32), default=None)
+    command: Mapped[list[str]] = mapped_column(default=list)
+    workspace: Mapped[str | None] = mapped_column(Text, default=None)
+    machine: Mapped[str] = mapped_column(String(200), default="")
+    skills: Mapped[list[str]] = mapped_column(default=list)
+    base_url: Mapped[str | None] = mapped_column(Text, default=None)
+    model: Mapped[str | None] = mapped_column(String(200), default=None)
+    # Write-only: used to call an OpenAI-compatible endpoint, never returned or logged.
+    api_key: Mapped[str | None] = mapped_column(Text, default=None)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Turn(Base):
+    """One request on one agent's runtime: persisted before it runs, finished or interrupted."""
+
+    __tablename__ = "turns"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    session_id: Mapped[str] = mapped_column(String(64))
+    call_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    source: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    reply: Mapped[str | None] = mapped_column(Text, default=None)
+    spoken: Mapped[str | None] = mapped_column(Text, default=None)
+    error_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    duration_ms: Mapped[float | None] = mapped_column(Float, default=None)
+
+    __table_args__ = (
+        Index("ix_turns_agent_queued", "agent_id", "queued_at"),
+        Index("ix_turns_session", "session_id"),
+        Index("ix_turns_status", "status"),
+    )

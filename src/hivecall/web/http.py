@@ -1,0 +1,112 @@
+"""Request and response plumbing shared by every route: bodies, errors, auth."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from hivecall.auth import Principal
+from hivecall.errors import BadRequest, Forbidden, HivecallError, PayloadTooLarge, Unauthorized
+from hivecall.hub import Hub
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+SESSION_COOKIE = "hivecall_session"
+
+
+def hub_of(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+async def read_json(request: Request, model: type[M]) -> M:
+    """Parse the body into `model`, or raise a clear 4xx error (nothing is changed)."""
+    limit = hub_of(request).settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    try:
+        data = json.loads(body or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BadRequest("the request body is not valid JSON", code="malformed_json") from e
+    if not isinstance(data, dict):
+        raise BadRequest("the request body must be a JSON object", code="malformed_json")
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise BadRequest(_describe(e), code="invalid_request") from e
+
+
+def _describe(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors()[:3]:
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "is not a known field"
+        elif err["type"] == "missing":
+            msg = "is required"
+        parts.append(f"{where}: {msg}" if not msg.startswith(f"{where}:") else msg)
+    return "; ".join(parts)
+
+
+def ok(data: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(data, status_code=status)
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+async def on_hivecall_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HivecallError)
+    return error_response(exc.status, exc.code, exc.message)
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def on_http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    message = "no such route" if exc.status_code == 404 else str(exc.detail)
+    return error_response(exc.status_code, code, message)
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
+    return error_response(500, "internal_error", "the hub hit an unexpected error")
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get(SESSION_COOKIE)
+
+
+async def authed(request: Request, scope: str = "admin") -> Principal:
+    """The caller's principal if its token allows `scope`; 401/403 otherwise."""
+    value = bearer(request)
+    if not value:
+        raise Unauthorized("sign in: send Authorization: Bearer <token> or open the login URL")
+    principal = await hub_of(request).tokens.verify(value)
+    if principal is None:
+        raise Unauthorized("the token is not valid (wrong, expired or revoked)")
+    if not principal.can(scope):
+        raise Forbidden(f"this token may not do that (needs {scope})")
+    return principal

@@ -1,0 +1,55 @@
+"""Pages for people: the login URL and the dashboard shell."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from hivecall.auth import SESSION_TTL
+from hivecall.web.http import SESSION_COOKIE, authed, hub_of, ok
+
+STATIC = resources.files("hivecall.web") / "static"
+
+
+async def index(request: Request) -> Response:
+    """The dashboard. `/?token=…` (the login URL) trades the owner token for a session cookie."""
+    token = request.query_params.get("token")
+    if token:
+        hub = hub_of(request)
+        principal = await hub.tokens.verify(token)
+        if principal is None or principal.kind != "owner":
+            return HTMLResponse((STATIC / "login-failed.html").read_text(), status_code=401)
+        value, _ = await hub.tokens.create(
+            kind="session", scopes=principal.scopes, name="browser", ttl=SESSION_TTL
+        )
+        # Redirect so the owner token leaves the address bar and the history.
+        response: Response = RedirectResponse("/", status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            value,
+            max_age=int(SESSION_TTL.total_seconds()),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        return response
+    return HTMLResponse((STATIC / "index.html").read_text())
+
+
+async def logout(request: Request) -> Response:
+    principal = await authed(request, "agents:read")
+    hub = hub_of(request)
+    if principal.kind == "session":
+        await hub.tokens.revoke(principal.token_id)
+    response = ok({"ok": True})
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+routes = [
+    Route("/", index, methods=["GET"]),
+    Route("/api/logout", logout, methods=["POST"]),
+]
