@@ -1,0 +1,1 @@
+"""The web face of the hub: API routes, pages and static files."""

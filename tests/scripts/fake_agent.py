@@ -1,0 +1,42 @@
+"""Behaves like a coding CLI for tests: `fake_agent.py [--mode M] MESSAGE` (or MESSAGE on stdin).
+
+It writes what it received to $FAKE_AGENT_LOG (one JSON line per run) and answers in markdown.
+Modes: answer (default), fail (exit 3 after some output), sleep (hang forever, with a child that
+also hangs, to test that timeouts kill the whole process group), stream (several chunks).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+args = sys.argv[1:]
+mode = "answer"
+if args[:1] == ["--mode"]:
+    mode, args = args[1], args[2:]
+message = args[0] if args else sys.stdin.read()
+record = {"argv": sys.argv[1:], "message": message, "cwd": os.getcwd(),
+          "turn_id": os.environ.get("HIVECALL_TURN_ID"), "session": os.environ.get("HIVECALL_SESSION_ID"),
+          "pid": os.getpid()}
+if log := os.environ.get("FAKE_AGENT_LOG"):
+    with open(log, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+if mode == "fail":
+    print("partial output")
+    print("Traceback: sk-abcdefghijklmnopqrstuvwx leaked", file=sys.stderr)
+    sys.exit(3)
+if mode == "sleep":
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    if pidfile := os.environ.get("FAKE_AGENT_CHILD_PID"):
+        with open(pidfile, "w") as f:
+            f.write(str(child.pid))
+    time.sleep(600)
+if mode == "stream":
+    for word in ("one ", "two ", "three"):
+        print(word, end="", flush=True)
+        time.sleep(0.05)
+    print()
+    sys.exit(0)
+print(f"## Done\n\nI **handled**: {message}\n\n```python\nprint('hi')\nprint('there')\n```\n- all tests pass")
