@@ -39,7 +39,9 @@ async def test_error_shape_is_stable(client: httpx.AsyncClient) -> None:
     for r in (
         await client.get("/api/agents/nobody"),
         await client.get("/api/nowhere"),
-        await client.post("/api/phone", content=b"{not json", headers={"content-type": "application/json"}),
+        await client.post(
+            "/api/phone", content=b"{not json", headers={"content-type": "application/json"}
+        ),
         await client.delete("/api/health"),
     ):
         body = r.json()

@@ -2,7 +2,9 @@
 
 It writes what it received to $FAKE_AGENT_LOG (one JSON line per run) and answers in markdown.
 Modes: answer (default), fail (exit 3 after some output), sleep (hang forever, with a child that
-also hangs, to test that timeouts kill the whole process group), stream (several chunks).
+also hangs, to test that timeouts kill the whole process group), stream (several chunks),
+slow (answer after a short pause; exits 4 if another run is busy in the same folder, so
+overlapping turns show up as failures), fail-bg (exit 3 leaving a child that holds stderr open).
 """
 
 import json
@@ -16,9 +18,16 @@ mode = "answer"
 if args[:1] == ["--mode"]:
     mode, args = args[1], args[2:]
 message = args[0] if args else sys.stdin.read()
-record = {"argv": sys.argv[1:], "message": message, "cwd": os.getcwd(),
-          "turn_id": os.environ.get("HIVECALL_TURN_ID"), "session": os.environ.get("HIVECALL_SESSION_ID"),
-          "pid": os.getpid()}
+record = {
+    "argv": sys.argv[1:],
+    "message": message,
+    "cwd": os.getcwd(),
+    "turn_id": os.environ.get("HIVECALL_TURN_ID"),
+    "session": os.environ.get("HIVECALL_SESSION_ID"),
+    "agent": os.environ.get("HIVECALL_AGENT"),
+    "pid": os.getpid(),
+    "started": time.time(),
+}
 if log := os.environ.get("FAKE_AGENT_LOG"):
     with open(log, "a") as f:
         f.write(json.dumps(record) + "\n")
@@ -26,6 +35,12 @@ if log := os.environ.get("FAKE_AGENT_LOG"):
 if mode == "fail":
     print("partial output")
     print("Traceback: sk-abcdefghijklmnopqrstuvwx leaked", file=sys.stderr)
+    sys.exit(3)
+if mode == "fail-bg":
+    subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)"], stdout=subprocess.DEVNULL
+    )
+    print("partial output")
     sys.exit(3)
 if mode == "sleep":
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
@@ -39,4 +54,16 @@ if mode == "stream":
         time.sleep(0.05)
     print()
     sys.exit(0)
-print(f"## Done\n\nI **handled**: {message}\n\n```python\nprint('hi')\nprint('there')\n```\n- all tests pass")
+if mode == "slow":
+    try:
+        busy = os.open("fake_agent.busy", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        print("another turn is running here")
+        sys.exit(4)
+    time.sleep(0.5)
+    os.close(busy)
+    os.unlink("fake_agent.busy")
+print(
+    f"## Done\n\nI **handled**: {message}\n\n"
+    "```python\nprint('hi')\nprint('there')\n```\n- all tests pass"
+)
