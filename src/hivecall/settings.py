@@ -28,7 +28,7 @@ def _row(help: str, *env: str, secret: bool = False) -> dict[str, Any]:
 class Settings:
     home: Path = field(
         default_factory=lambda: Path(platformdirs.user_data_dir("hivecall")),
-        metadata=_row("Folder for the database, logs and keys.", "HIVECALL_HOME"),
+        metadata=_row("Folder for the database and the settings file.", "HIVECALL_HOME"),
     )
     config_file: Path | None = field(
         default=None,
