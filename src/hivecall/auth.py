@@ -96,8 +96,8 @@ class Tokens:
                 return None
             hit = _Cached(
                 Principal(row.id, row.kind, tuple(row.scopes), row.subject, row.name),
-                _aware(row.expires_at),
-                _aware(row.last_used_at),
+                row.expires_at,
+                row.last_used_at,
             )
             self._cache[digest] = hit
         if hit.expires_at is not None and hit.expires_at <= now:
@@ -163,10 +163,3 @@ class Tokens:
         await self.revoke_kind("session")
         value, _ = await self.create(kind=OWNER, scopes=ALL_SCOPES, name="owner")
         return value
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything the store writes is UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
