@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import pytest
 
+from hivecall.auth import Tokens
+from hivecall.settings import Settings
+from hivecall.store import Store
 from tests.conftest import OWNER
 
 
@@ -79,3 +84,17 @@ async def test_settings_never_show_secrets(client: httpx.AsyncClient) -> None:
     rows = {s["name"]: s for s in r.json()["settings"]}
     assert rows["owner_token"]["value"] is True
     assert rows["openai_api_key"]["value"] is False
+
+
+async def test_revocation_by_another_process_bites(
+    client: httpx.AsyncClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (await client.get("/api/agents")).status_code == 200
+    # The CLI is another process with its own cache: it resets the owner token in the store.
+    other = Store(url=settings.resolved_database_url)
+    new = await Tokens(store=other).reset_owner()
+    await other.aclose()
+    monkeypatch.setattr("hivecall.auth.CACHE_FOR", timedelta(0))  # skip the 2 s grace
+    assert (await client.get("/api/agents")).status_code == 401
+    r = await client.get("/api/agents", headers={"authorization": f"Bearer {new}"})
+    assert r.status_code == 200

@@ -3,7 +3,8 @@
 Tokens are 256-bit random strings, so a fast hash is enough (there is nothing to brute-force).
 The owner token may do everything; later scoped kinds (device, worker, api) carry a list of
 scopes and a subject (the device or call they belong to). Verified principals are cached in
-memory; every change to a token clears the cache, so a revocation bites at once.
+memory for a moment: a revocation through this process clears the cache and bites at once; one
+made by another process (the CLI) bites within CACHE_FOR.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ ALL_SCOPES = ("*",)
 SESSION_TTL = timedelta(days=30)
 # last_used_at is a hint for people ("last seen"), not an audit log: write it at most this often.
 LAST_USED_EVERY = timedelta(minutes=1)
+CACHE_FOR = timedelta(seconds=2)
 
 
 def hash_token(value: str) -> str:
@@ -50,7 +52,8 @@ class Principal:
 class _Cached:
     principal: Principal
     expires_at: datetime | None
-    last_used_at: datetime | None = field(default=None)
+    last_used_at: datetime | None
+    checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 class Tokens:
@@ -87,12 +90,13 @@ class Tokens:
         digest = hash_token(value)
         now = datetime.now(UTC)
         hit = self._cache.get(digest)
-        if hit is None:
+        if hit is None or now - hit.checked_at >= CACHE_FOR:
             async with self._store.session() as s:
                 row = await s.scalar(
                     select(Token).where(Token.token_hash == digest, Token.revoked_at.is_(None))
                 )
             if row is None:
+                self._cache.pop(digest, None)
                 return None
             hit = _Cached(
                 Principal(row.id, row.kind, tuple(row.scopes), row.subject, row.name),
