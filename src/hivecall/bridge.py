@@ -126,7 +126,7 @@ class Bridge:
     def status_of(self, agent: AgentRecord) -> str:
         if self.active.get(agent.id):
             return "busy"
-        return "unavailable" if agent.problem() else "ready"
+        return "unavailable" if self._agents.problem(agent) else "ready"
 
     # -- turns --------------------------------------------------------------------------------
 
@@ -140,7 +140,7 @@ class Bridge:
                 f"the message is longer than {self._max_chars} characters", code="message_too_long"
             )
         agent = await self._agents.get(req.agent)
-        if problem := agent.problem():
+        if problem := self._agents.problem(agent):
             raise Conflict(f"agent {agent.name!r} cannot run: {problem}", code="agent_unavailable")
         runtime = self._runtimes.get(agent.runtime)
         session_id = req.session_id or uuid.uuid4().hex

@@ -41,7 +41,7 @@ class Hub:
         except Exception:
             await store.aclose()
             raise
-        agents = Agents(store=store)
+        agents = Agents(store=store, search_path=environ.get("PATH"))
         runtimes = Runtimes(environ=environ, openai_api_key=settings.openai_api_key)
         bridge = Bridge(
             store=store,
@@ -64,7 +64,8 @@ class Hub:
         """On the very first start, offer an agent for each coding CLI on PATH (else echo)."""
         if await self.store.get_meta(SEEDED) or await self.agents.list():
             return []
-        found = [name for name in PRESETS if shutil.which(PRESETS[name].argv[0])]
+        path = self.agents.search_path
+        found = [n for n in PRESETS if shutil.which(PRESETS[n].argv[0], path=path)]
         created: list[str] = []
         for name in found:
             await self.agents.create(AgentCreate(name=name, runtime=name, workspace=str(workspace)))

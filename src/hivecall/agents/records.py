@@ -68,14 +68,14 @@ class AgentRecord:
             updated_at=row.updated_at,
         )
 
-    def problem(self) -> str | None:
+    def problem(self, search_path: str | None) -> str | None:
         """Why this agent cannot take a turn right now, or None when it can."""
         if self.workspace and not Path(self.workspace).is_dir():
             return f"workspace {self.workspace} is not a directory"
         if (
             self.runtime == "command"
             and self.command
-            and executable_missing(self.command[0], self.workspace)
+            and executable_missing(self.command[0], self.workspace, search_path)
         ):
             return f"command {self.command[0]!r} was not found"
         return None
@@ -149,7 +149,7 @@ class AgentUpdate(AgentFields):
         return AgentCreate._name(v) if v is not None else v
 
 
-def _normalise(values: dict[str, Any]) -> dict[str, Any]:
+def _normalise(values: dict[str, Any], search_path: str | None) -> dict[str, Any]:
     """Turn user input into stored columns, checking the parts that must make sense together.
 
     `runtime` may be a kind (command, openai_chat, echo) or a preset name (claude, codex…),
@@ -185,7 +185,7 @@ def _normalise(values: dict[str, Any]) -> dict[str, Any]:
                 f"preset runtime ({', '.join(PRESETS)})",
                 code="invalid_command",
             )
-        if executable_missing(values["command"][0], values.get("workspace")):
+        if executable_missing(values["command"][0], values.get("workspace"), search_path):
             raise BadRequest(
                 f"command {values['command'][0]!r} was not found on PATH", code="command_not_found"
             )
@@ -206,8 +206,13 @@ def _normalise(values: dict[str, Any]) -> dict[str, Any]:
 
 
 class Agents:
-    def __init__(self, *, store: Store) -> None:
+    def __init__(self, *, store: Store, search_path: str | None) -> None:
+        """`search_path` is the PATH agent commands are looked up on (the agents' environment)."""
         self._store = store
+        self.search_path = search_path
+
+    def problem(self, agent: AgentRecord) -> str | None:
+        return agent.problem(self.search_path)
 
     async def list(self) -> list[AgentRecord]:
         async with self._store.session() as s:
@@ -225,7 +230,7 @@ class Agents:
     async def create(self, spec: AgentCreate) -> AgentRecord:
         values = spec.model_dump()
         values["runtime"] = values["runtime"] or ("command" if values.get("command") else "echo")
-        values = _normalise(values)
+        values = _normalise(values, self.search_path)
         now = datetime.now(UTC)
         row = Agent(
             id=uuid.uuid4().hex,
@@ -265,7 +270,7 @@ class Agents:
         # A new preset brings its own command unless one was given.
         if "runtime" in changes and "command" not in changes:
             merged["command"] = None
-        merged = _normalise(merged)
+        merged = _normalise(merged, self.search_path)
         merged.setdefault("preset", current.preset)
         columns = {
             k: merged[k]

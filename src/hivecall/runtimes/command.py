@@ -52,13 +52,14 @@ def build_argv(
     return out, not has_placeholder
 
 
-def executable_missing(argv0: str, workspace: str | None) -> bool:
+def executable_missing(argv0: str, workspace: str | None, search_path: str | None) -> bool:
+    """Whether argv0 cannot be run: looked up on `search_path`, the PATH agents are started with."""
     if os.sep in argv0:
         path = Path(argv0)
         if not path.is_absolute() and workspace:
             path = Path(workspace) / path
         return not (path.is_file() and os.access(path, os.X_OK))
-    return shutil.which(argv0) is None
+    return shutil.which(argv0, path=search_path) is None
 
 
 class CommandRuntime:
@@ -135,12 +136,15 @@ class CommandRuntime:
             if tail:
                 yield tail
             try:
-                code = await asyncio.wait_for(proc.wait(), max(deadline - loop.time(), 0.1))
+                code = await asyncio.wait_for(_exited(proc), max(deadline - loop.time(), 0.1))
             except TimeoutError:
                 raise timeout_failure(agent.name, turn.timeout) from None
             finished = True
             if code != 0:
-                stderr = await stderr_task
+                # A child the agent left running may hold stderr open: take what has come.
+                stderr = b""
+                with contextlib.suppress(TimeoutError):
+                    stderr = await asyncio.wait_for(stderr_task, KILL_GRACE)
                 # stderr can hold anything (paths, keys): log its size, never its text.
                 log.warning(
                     "agent command failed",
@@ -155,6 +159,14 @@ class CommandRuntime:
             if not finished:
                 await _kill_group(proc)
             stderr_task.cancel()
+
+
+async def _exited(proc: asyncio.subprocess.Process) -> int:
+    """The agent's exit status as soon as it exits. (`proc.wait()` on Python 3.11 also waits for
+    every pipe to close, which a child the agent left running can put off until the timeout.)"""
+    while proc.returncode is None:
+        await asyncio.sleep(0.02)
+    return proc.returncode
 
 
 async def _tail(stream: asyncio.StreamReader, keep: int = 8192) -> bytes:

@@ -6,8 +6,10 @@ the answer streams back as it is generated.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import openai
 
@@ -64,16 +66,29 @@ class OpenAIChatRuntime:
             else:
                 messages.append({"role": "user", "content": m.content})
         messages.append({"role": "user", "content": turn.message})
-        key = agent.api_key or (self._default_key if "api.openai.com" in agent.base_url else "")
+        # The hub's own key goes to OpenAI only, never to a URL that merely mentions its host.
+        key = agent.api_key or (self._default_key if _is_openai(agent.base_url) else "")
         client = self._client(agent.base_url, key)
+        # turn.timeout bounds the whole turn (the SDK's timeout is per read and per attempt).
+        # The deadline wraps each await only, never a yield.
+        deadline = asyncio.get_running_loop().time() + turn.timeout
         try:
-            stream: Any = await client.chat.completions.create(
-                model=agent.model, messages=messages, stream=True, timeout=turn.timeout
-            )
-            async for chunk in stream:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
-        except openai.APITimeoutError as e:
+            async with asyncio.timeout_at(deadline):
+                stream: Any = await client.chat.completions.create(
+                    model=agent.model, messages=messages, stream=True, timeout=turn.timeout
+                )
+            try:
+                chunks = aiter(stream)
+                while True:
+                    async with asyncio.timeout_at(deadline):
+                        chunk = await anext(chunks, None)
+                    if chunk is None:
+                        break
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        yield chunk.choices[0].delta.content
+            finally:
+                await stream.close()
+        except (TimeoutError, openai.APITimeoutError) as e:
             raise timeout_failure(agent.name, turn.timeout) from e
         except openai.APIConnectionError as e:
             raise RuntimeFailure(
@@ -99,3 +114,8 @@ class OpenAIChatRuntime:
                 code="runtime_failed",
                 spoken=f"Sorry, {agent.name}'s model server returned an error.",
             ) from e
+
+
+def _is_openai(base_url: str) -> bool:
+    host = urlsplit(base_url).hostname or ""
+    return host == "api.openai.com" or host.endswith(".api.openai.com")
