@@ -4,7 +4,8 @@ It writes what it received to $FAKE_AGENT_LOG (one JSON line per run) and answer
 Modes: answer (default), fail (exit 3 after some output), sleep (hang forever, with a child that
 also hangs, to test that timeouts kill the whole process group), stream (several chunks),
 slow (answer after a short pause; exits 4 if another run is busy in the same folder, so
-overlapping turns show up as failures), fail-bg (exit 3 leaving a child that holds stderr open).
+overlapping turns show up as failures). A mode ending in -bg (answer-bg, fail-bg) first starts
+a child that keeps running and holds stderr open, like a daemon an agent left behind.
 """
 
 import json
@@ -32,15 +33,17 @@ if log := os.environ.get("FAKE_AGENT_LOG"):
     with open(log, "a") as f:
         f.write(json.dumps(record) + "\n")
 
+if mode.endswith("-bg"):
+    mode = mode.removesuffix("-bg")
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)"], stdout=subprocess.DEVNULL
+    )
+    if pidfile := os.environ.get("FAKE_AGENT_CHILD_PID"):
+        with open(pidfile, "w") as f:
+            f.write(str(daemon.pid))
 if mode == "fail":
     print("partial output")
     print("Traceback: sk-abcdefghijklmnopqrstuvwx leaked", file=sys.stderr)
-    sys.exit(3)
-if mode == "fail-bg":
-    subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(600)"], stdout=subprocess.DEVNULL
-    )
-    print("partial output")
     sys.exit(3)
 if mode == "sleep":
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])

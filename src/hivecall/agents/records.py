@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from hivecall.errors import BadRequest, Conflict, NotFound
@@ -222,7 +222,7 @@ class Agents:
     async def get(self, ref: str) -> AgentRecord:
         """An agent by id or by name."""
         async with self._store.session() as s:
-            row = await s.get(Agent, ref) or await s.scalar(select(Agent).where(Agent.name == ref))
+            row = await s.scalar(select(Agent).where(or_(Agent.id == ref, Agent.name == ref)))
         if row is None:
             raise NotFound(f"no agent called {ref!r}", code="agent_not_found")
         return AgentRecord.of(row)

@@ -164,7 +164,7 @@ class CommandRuntime:
 async def _exited(proc: asyncio.subprocess.Process) -> int:
     """The agent's exit status as soon as it exits. (`proc.wait()` on Python 3.11 also waits for
     every pipe to close, which a child the agent left running can put off until the timeout.)"""
-    while proc.returncode is None:
+    while proc.returncode is None:  # noqa: ASYNC110 - no exit-only event to wait on
         await asyncio.sleep(0.02)
     return proc.returncode
 
