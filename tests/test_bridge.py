@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
+from hivecall.agents.records import Agents
 from hivecall.app import create_app
 from hivecall.bridge import TurnRequest
 from hivecall.hub import Hub
@@ -164,3 +165,19 @@ async def test_caller_hanging_up_does_not_lose_the_turn(
     result = await asyncio.wait_for(handle.result(), 5)
     turn = (await client.get(f"/api/turns/{result.turn_id}")).json()["turn"]
     assert turn["status"] == "done" and "keep going" in turn["reply"]
+
+
+async def test_agent_removed_by_another_process(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    # The hub has just looked the agent up (and keeps the record for a moment)…
+    assert (await client.post("/api/phone", json={"agent_id": "echo", "message": "a"})).json()["ok"]
+    # …when the CLI, another process with its own store, removes it.
+    other = Store(url=settings.resolved_database_url)
+    await Agents(store=other, search_path=None).delete("echo")
+    await other.aclose()
+    r = await client.post("/api/phone", json={"agent_id": "echo", "message": "b"})
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "agent_not_found")
+    assert (
+        await client.post("/api/phone", json={"agent_id": "echo", "message": "c"})
+    ).status_code == 404

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from hivecall.agents.context import AgentContext, RecentTurn, gather
 from hivecall.agents.records import AgentRecord, Agents
-from hivecall.errors import BadRequest, Conflict, RuntimeFailure
+from hivecall.errors import BadRequest, Conflict, NotFound, RuntimeFailure
 from hivecall.runtimes import ChatMessage, Runtimes, TurnInput
 from hivecall.speakable import speakable
 from hivecall.store import Store
@@ -145,20 +146,27 @@ class Bridge:
         runtime = self._runtimes.get(agent.runtime)
         session_id = req.session_id or uuid.uuid4().hex
         now = _now()
-        row = Turn(
-            id=uuid.uuid4().hex,
-            agent_id=agent.id,
-            session_id=session_id,
-            call_id=req.call_id,
-            source=req.source,
-            status="queued" if runtime.exclusive else "running",
-            message=message,
-            queued_at=now,
-            started_at=None if runtime.exclusive else now,
-        )
-        async with self._store.session() as s, s.begin():
-            s.add(row)
-        handle = TurnHandle(turn_id=row.id, session_id=session_id, agent=agent)
+        turn_id = uuid.uuid4().hex
+        # Core statements on a bare connection: the ORM's unit of work costs more than the write.
+        try:
+            async with self._store.engine.begin() as conn:
+                await conn.execute(
+                    insert(Turn).values(
+                        id=turn_id,
+                        agent_id=agent.id,
+                        session_id=session_id,
+                        call_id=req.call_id,
+                        source=req.source,
+                        status="queued" if runtime.exclusive else "running",
+                        message=message,
+                        queued_at=now,
+                        started_at=None if runtime.exclusive else now,
+                    )
+                )
+        except IntegrityError as e:  # the agent was removed by another process a moment ago
+            self._agents.forget()
+            raise NotFound(f"no agent called {req.agent!r}", code="agent_not_found") from e
+        handle = TurnHandle(turn_id=turn_id, session_id=session_id, agent=agent)
         self.active[agent.id] += 1
         task = asyncio.create_task(self._run(handle, req, message, time.perf_counter()))
         self._tasks.add(task)
@@ -292,8 +300,8 @@ class Bridge:
         ]
 
     async def _set(self, turn_id: str, **values: Any) -> None:
-        async with self._store.session() as s, s.begin():
-            await s.execute(update(Turn).where(Turn.id == turn_id).values(**values))
+        async with self._store.engine.begin() as conn:
+            await conn.execute(update(Turn).where(Turn.id == turn_id).values(**values))
 
     async def list_turns(
         self,

@@ -6,6 +6,7 @@ import os
 import re
 import shlex
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,8 @@ from hivecall.store.models import Agent
 def default_machine() -> str:
     return socket.gethostname() or os.uname().nodename
 
+
+CACHE_FOR = 2.0  # seconds
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -211,8 +214,15 @@ class Agents:
         self._store = store
         self.search_path = search_path
 
+        # Every turn looks its agent up; records are kept for a moment. Writes through this
+        # process clear the cache; edits by another process (the CLI) show within CACHE_FOR.
+        self._cache: dict[str, tuple[float, AgentRecord]] = {}
+
     def problem(self, agent: AgentRecord) -> str | None:
         return agent.problem(self.search_path)
+
+    def forget(self) -> None:
+        self._cache.clear()
 
     async def list(self) -> list[AgentRecord]:
         async with self._store.session() as s:
@@ -221,11 +231,20 @@ class Agents:
 
     async def get(self, ref: str) -> AgentRecord:
         """An agent by id or by name."""
+        now = time.monotonic()
+        hit = self._cache.get(ref)
+        if hit is not None and now - hit[0] < CACHE_FOR:
+            return hit[1]
         async with self._store.session() as s:
             row = await s.scalar(select(Agent).where(or_(Agent.id == ref, Agent.name == ref)))
         if row is None:
+            self._cache.pop(ref, None)
             raise NotFound(f"no agent called {ref!r}", code="agent_not_found")
-        return AgentRecord.of(row)
+        record = AgentRecord.of(row)
+        if len(self._cache) > 1000:
+            self._cache.clear()
+        self._cache[ref] = (now, record)
+        return record
 
     async def create(self, spec: AgentCreate) -> AgentRecord:
         values = spec.model_dump()
@@ -248,6 +267,7 @@ class Agents:
             created_at=now,
             updated_at=now,
         )
+        self.forget()
         try:
             async with self._store.session() as s, s.begin():
                 s.add(row)
@@ -285,6 +305,7 @@ class Agents:
         for k, empty in cleared.items():
             if k in changes:
                 columns[k] = changes[k] or empty
+        self.forget()
         try:
             async with self._store.session() as s, s.begin():
                 row = await s.get(Agent, current.id)
@@ -299,6 +320,7 @@ class Agents:
 
     async def delete(self, ref: str) -> AgentRecord:
         current = await self.get(ref)
+        self.forget()
         async with self._store.session() as s, s.begin():
             await s.execute(delete(Agent).where(Agent.id == current.id))
         return current

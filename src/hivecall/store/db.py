@@ -53,7 +53,13 @@ class Store:
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: AsyncEngine = create_async_engine(self.url, pool_pre_ping=not self.is_sqlite)
+        options: dict[str, Any] = {"pool_pre_ping": True}
+        if self.is_sqlite:
+            # SQLite has one writer at a time. One connection makes the hub's writers queue in
+            # order instead of sleeping in SQLite's busy loop (which gave second-long tails), and
+            # sessions always end their transaction, so the pool's extra rollback is skipped.
+            options = {"pool_size": 1, "max_overflow": 0, "pool_reset_on_return": None}
+        self.engine: AsyncEngine = create_async_engine(self.url, **options)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.session: async_sessionmaker[AsyncSession] = async_sessionmaker(
