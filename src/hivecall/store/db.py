@@ -59,7 +59,12 @@ class Store:
             # order instead of sleeping in SQLite's busy loop (which gave second-long tails), and
             # sessions always end their transaction, so the pool's extra rollback is skipped.
             options = {"pool_size": 1, "max_overflow": 0, "pool_reset_on_return": None}
-        self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        try:
+            self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        except ImportError as e:
+            raise ConfigError(
+                "PostgreSQL needs its driver: pip install 'hivecall[postgres]'"
+            ) from e
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.session: async_sessionmaker[AsyncSession] = async_sessionmaker(
