@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
@@ -17,8 +16,6 @@ from hivecall.hub import Hub
 from hivecall.settings import Settings
 from hivecall.web import api, pages
 from hivecall.web.http import on_hivecall_error, on_http_error, on_unexpected
-
-log = logging.getLogger(__name__)
 
 
 def create_app(

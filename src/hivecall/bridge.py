@@ -124,6 +124,10 @@ class Bridge:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    def view(self, agent: AgentRecord) -> dict[str, Any]:
+        """The agent as API clients see it, with its live status."""
+        return agent.public(status=self.status_of(agent))
+
     def status_of(self, agent: AgentRecord) -> str:
         if self.active.get(agent.id):
             return "busy"

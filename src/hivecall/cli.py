@@ -248,7 +248,7 @@ def agents_add(
 
     async def work(hub: Hub) -> dict[str, Any]:
         agent = await hub.agents.create(spec)
-        return agent.public(status=hub.bridge.status_of(agent))
+        return hub.bridge.view(agent)
 
     _print_agent(with_hub(ctx, work))
 
@@ -285,7 +285,7 @@ def agents_edit(
 
     async def work(hub: Hub) -> dict[str, Any]:
         updated = await hub.agents.update(agent, patch)
-        return updated.public(status=hub.bridge.status_of(updated))
+        return hub.bridge.view(updated)
 
     _print_agent(with_hub(ctx, work))
 
@@ -312,7 +312,7 @@ def agents_list(
     """List agents."""
 
     async def work(hub: Hub) -> list[dict[str, Any]]:
-        return [a.public(status=hub.bridge.status_of(a)) for a in await hub.agents.list()]
+        return [hub.bridge.view(a) for a in await hub.agents.list()]
 
     agents = with_hub(ctx, work)
     if as_json:
@@ -348,7 +348,7 @@ def agents_show(
         record = await hub.agents.get(agent)
         context = await gather(record, await hub.bridge.recent(record.id))
         return (
-            record.public(status=hub.bridge.status_of(record)),
+            hub.bridge.view(record),
             context.as_dict(),
             render_context(context),
         )

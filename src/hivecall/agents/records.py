@@ -276,6 +276,7 @@ class Agents:
         return AgentRecord.of(row)
 
     async def update(self, ref: str, patch: AgentUpdate) -> AgentRecord:
+        self.forget()  # a write starts from the stored record, not a cached one
         current = await self.get(ref)
         changes = patch.model_dump(exclude_unset=True)
         merged = {
@@ -319,6 +320,7 @@ class Agents:
         return AgentRecord.of(row)
 
     async def delete(self, ref: str) -> AgentRecord:
+        self.forget()  # a write starts from the stored record, not a cached one
         current = await self.get(ref)
         self.forget()
         async with self._store.session() as s, s.begin():

@@ -69,6 +69,7 @@ class OpenAIChatRuntime:
         # The hub's own key goes to OpenAI only, never to a URL that merely mentions its host.
         key = agent.api_key or (self._default_key if _is_openai(agent.base_url) else "")
         client = self._client(agent.base_url, key)
+        host = urlsplit(agent.base_url).netloc.rpartition("@")[2]  # never credentials
         # turn.timeout bounds the whole turn (the SDK's timeout is per read and per attempt).
         # The deadline wraps each await only, never a yield.
         deadline = asyncio.get_running_loop().time() + turn.timeout
@@ -92,25 +93,25 @@ class OpenAIChatRuntime:
             raise timeout_failure(agent.name, turn.timeout) from e
         except openai.APIConnectionError as e:
             raise RuntimeFailure(
-                f"could not reach {agent.base_url}",
+                f"could not reach {host}",
                 code="runtime_unreachable",
                 spoken=f"Sorry, I could not reach {agent.name}'s model server.",
             ) from e
         except openai.AuthenticationError as e:
             raise RuntimeFailure(
-                f"{agent.base_url} refused the API key",
+                f"{host} refused the API key",
                 code="runtime_auth_failed",
                 spoken=f"Sorry, {agent.name}'s model server refused its key.",
             ) from e
         except openai.RateLimitError as e:
             raise RuntimeFailure(
-                f"{agent.base_url} is rate limiting",
+                f"{host} is rate limiting",
                 code="runtime_rate_limited",
                 spoken=f"Sorry, {agent.name}'s model server is busy. Try again in a moment.",
             ) from e
         except openai.APIStatusError as e:
             raise RuntimeFailure(
-                f"{agent.base_url} answered HTTP {e.status_code}",
+                f"{host} answered HTTP {e.status_code}",
                 code="runtime_failed",
                 spoken=f"Sorry, {agent.name}'s model server returned an error.",
             ) from e

@@ -90,21 +90,21 @@ async def agents_list(request: Request) -> Response:
     await authed(request, "agents:read")
     hub = hub_of(request)
     agents = await hub.agents.list()
-    return ok({"agents": [a.public(status=hub.bridge.status_of(a)) for a in agents]})
+    return ok({"agents": [hub.bridge.view(a) for a in agents]})
 
 
 async def agents_create(request: Request) -> Response:
     await authed(request)
     hub = hub_of(request)
     agent = await hub.agents.create(await read_json(request, AgentCreate))
-    return ok({"agent": agent.public(status=hub.bridge.status_of(agent))}, 201)
+    return ok({"agent": hub.bridge.view(agent)}, 201)
 
 
 async def agents_show(request: Request) -> Response:
     await authed(request, "agents:read")
     hub = hub_of(request)
     agent = await hub.agents.get(request.path_params["ref"])
-    return ok({"agent": agent.public(status=hub.bridge.status_of(agent))})
+    return ok({"agent": hub.bridge.view(agent)})
 
 
 async def agents_update(request: Request) -> Response:
@@ -112,7 +112,7 @@ async def agents_update(request: Request) -> Response:
     hub = hub_of(request)
     patch = await read_json(request, AgentUpdate)
     agent = await hub.agents.update(request.path_params["ref"], patch)
-    return ok({"agent": agent.public(status=hub.bridge.status_of(agent))})
+    return ok({"agent": hub.bridge.view(agent)})
 
 
 async def agents_delete(request: Request) -> Response:
