@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,8 +154,10 @@ async def _pg_database(base_url: str) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def hub(options: Options) -> AsyncIterator[Hub]:
-    """Start bench/server.py on a free port with a fresh HIVECALL_HOME; stop it afterwards."""
+async def hub(options: Options, *, env: Mapping[str, str] | None = None) -> AsyncIterator[Hub]:
+    """Start bench/server.py on a free port with a fresh HIVECALL_HOME; stop it afterwards.
+
+    `env` adds to the server's environment (e.g. an OpenAI base URL pointing at a stand-in)."""
     home = Path(tempfile.mkdtemp(prefix="hivecall-bench-"))
     try:
         async with contextlib.AsyncExitStack() as stack:
@@ -177,9 +179,10 @@ async def hub(options: Options) -> AsyncIterator[Hub]:
                 argv += ["--database-url", database_url]
             if options.profile:
                 argv += ["--profile", str(options.profile.resolve())]
-            env = {k: v for k, v in os.environ.items() if not k.startswith("HIVECALL_")}
+            server_env = {k: v for k, v in os.environ.items() if not k.startswith("HIVECALL_")}
+            server_env.update(env or {})
             log_path = home / "server.log"
-            process = await asyncio.to_thread(_spawn, argv, env, log_path)
+            process = await asyncio.to_thread(_spawn, argv, server_env, log_path)
             try:
                 running = Hub(f"http://127.0.0.1:{port}", OWNER_TOKEN, home, database_url, process)
                 await _wait_ready(running, log_path)

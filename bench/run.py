@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bridge_overhead
+import call_setup
 from harness import BenchError, Options, Result
 
 Benchmark = Callable[[Options], Awaitable[Result]]
@@ -29,6 +30,7 @@ Benchmark = Callable[[Options], Awaitable[Result]]
 # Name -> benchmark, run in this order by default. Add new ones here.
 BENCHMARKS: dict[str, Benchmark] = {
     bridge_overhead.NAME: bridge_overhead.run,
+    call_setup.NAME: call_setup.run,
 }
 
 

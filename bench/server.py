@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from hivecall.app import create_app
 from hivecall.logs import setup_logging
-from hivecall.settings import Settings
+from hivecall.settings import Settings, load
 
 
 async def echo(request: Request) -> Response:
@@ -65,11 +65,13 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="write a cProfile of the server here")
     args = parser.parse_args()
 
-    settings = Settings(
+    # The environment may add settings (bench/run.py passes e.g. an OpenAI base URL).
+    settings = load(
+        os.environ,
         home=args.home,
         host="127.0.0.1",
         port=args.port,
-        database_url=args.database_url,
+        database_url=args.database_url or None,
         owner_token=args.owner_token,
         log_level="warning",
     )

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# System packages the tests need: PostgreSQL (the store's second backend) and git (agent context).
+# System packages the tests need: PostgreSQL (the store's second backend), git (agent context),
+# Chromium (browser tests, driven by pip playwright; never `playwright install`) and iproute2
+# (`ip`, for the loopback-only network namespace of scripts/with-netns.sh).
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v git >/dev/null || need+=(git)
+[ -x /usr/bin/chromium ] || need+=(chromium fonts-liberation)
+command -v ip >/dev/null || need+=(iproute2)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "tests need: ${need[*]} (install them with apt-get as root)" >&2

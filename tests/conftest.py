@@ -20,13 +20,26 @@ from starlette.applications import Starlette
 
 from hivecall.app import create_app
 from hivecall.settings import Settings
+from tests.keys import WATCHED_SECRETS
+from tests.leakscan import LeakScanner, install, report
 
 OWNER = "test-owner-token-0123456789"
 SCRIPTS = Path(__file__).parent / "scripts"
 
 
+SCANNER = LeakScanner(WATCHED_SECRETS)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    config.add_cleanup(install(SCANNER))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The user's OpenAI key never reaches a response or a log line (see tests/leakscan.py)."""
+    if SCANNER.leaks:
+        session.config.get_terminal_writer().line(report(SCANNER.leaks), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

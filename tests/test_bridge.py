@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import select
+from starlette.applications import Starlette
 
 from hivecall.agents.records import Agents
 from hivecall.app import create_app
@@ -37,13 +38,21 @@ async def test_phone_turn_is_persisted_and_speakable(client: httpx.AsyncClient) 
     assert turn["duration_ms"] >= 0
 
 
-async def test_call_id_and_session_link_turns(client: httpx.AsyncClient) -> None:
+async def test_call_id_and_session_link_turns(app: Starlette, client: httpx.AsyncClient) -> None:
+    # /api/phone only takes the call ids of real calls (tests/calls covers that); the bridge
+    # itself links whatever front door's call id it is given.
+    hub = app.state.hub
     for text in ("one", "two"):
-        r = await client.post(
-            "/api/phone",
-            json={"agent_id": "echo", "message": text, "session_id": "s-1", "call_id": "call-9"},
+        result = await hub.bridge.run(
+            TurnRequest(
+                agent="echo", message=text, source="phone", session_id="s-1", call_id="call-9"
+            )
         )
-        assert r.json()["session_id"] == "s-1"
+        assert result.session_id == "s-1"
+    r = await client.post(
+        "/api/phone", json={"agent_id": "echo", "message": "three", "call_id": "call-9"}
+    )
+    assert r.status_code == 404 and r.json()["error"]["code"] == "call_not_found"
     turns = (await client.get("/api/turns", params={"call_id": "call-9"})).json()["turns"]
     assert [t["message"] for t in turns] == ["two", "one"]
     assert (await client.get("/api/turns", params={"session_id": "s-1", "limit": 1})).json()[

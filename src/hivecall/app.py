@@ -11,10 +11,11 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
+from hivecall import compat
 from hivecall.errors import HivecallError
 from hivecall.hub import Hub
 from hivecall.settings import Settings
-from hivecall.web import api, pages
+from hivecall.web import api, calls_api, pages
 from hivecall.web.http import on_hivecall_error, on_http_error, on_unexpected
 
 
@@ -29,6 +30,7 @@ def create_app(
     `environ` is handed to agent processes (their own keys and PATH); `workspace` is where
     starter agents work (default: the current directory).
     """
+    compat.check(settings)  # the compat listener's settings, refused before anything starts
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -38,14 +40,22 @@ def create_app(
             app.state.hub = hub
             if hub.new_owner_token:
                 announce_owner_token(settings, hub.new_owner_token)
-            yield
+            # The separate compat listener (compat_port), on this hub; stopped before it closes.
+            listener = await compat.Listener.start(hub, settings) if settings.compat_port else None
+            try:
+                yield
+            finally:
+                if listener is not None:
+                    await listener.aclose()
         finally:
             await hub.aclose()
 
     app = Starlette(
         routes=[
             *api.routes,
+            *calls_api.routes,
             *pages.routes,
+            *compat.routes,
             Mount("/static", StaticFiles(packages=[("hivecall.web", "static")]), name="static"),
         ],
         exception_handlers={

@@ -58,6 +58,14 @@ class PayloadTooLarge(HivecallError):
     status = 413
 
 
+class UpstreamError(HivecallError):
+    """A service the hub relies on (OpenAI, LiveKit) failed or refused; the code says how."""
+
+    code = "upstream_error"
+    status = 502
+    retryable = True
+
+
 class RuntimeFailure(HivecallError):
     """The agent's runtime could not answer. `spoken` is what a caller hears instead."""
 

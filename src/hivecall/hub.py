@@ -8,13 +8,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from hivecall.agents.context import ContextCache
 from hivecall.agents.records import AgentCreate, Agents
 from hivecall.auth import Tokens
 from hivecall.bridge import Bridge
+from hivecall.calls import Calls
+from hivecall.preferences import Preferences
 from hivecall.runtimes import Runtimes
 from hivecall.runtimes.presets import PRESETS
-from hivecall.settings import Settings
+from hivecall.secretbox import SecretBox
+from hivecall.settings import Settings, pinned
 from hivecall.store import Store
+from hivecall.voice.realtime import RealtimeMinter
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +28,18 @@ SEEDED = "agents_seeded"
 
 @dataclass
 class Hub:
+    # What the hub runs with now: the configured settings with the dashboard's changes applied.
+    # Handlers read it per request, so a change made in the dashboard applies at once.
     settings: Settings
     store: Store
     tokens: Tokens
     agents: Agents
     runtimes: Runtimes
     bridge: Bridge
+    prefs: Preferences
+    calls: Calls
+    minter: RealtimeMinter
+    contexts: ContextCache
     # Set when this start generated the owner token: shown once, then forgotten.
     new_owner_token: str | None = None
 
@@ -41,8 +52,16 @@ class Hub:
         except Exception:
             await store.aclose()
             raise
+        prefs = Preferences(
+            store=store, box=SecretBox.open(settings.home), base=settings, pinned=pinned(environ)
+        )
+        try:
+            settings = await prefs.load()
+        except Exception:
+            await store.aclose()
+            raise
         agents = Agents(store=store, search_path=environ.get("PATH"))
-        runtimes = Runtimes(environ=environ, openai_api_key=settings.openai_api_key)
+        runtimes = Runtimes(environ=environ, openai_api_key=lambda: hub.settings.openai_api_key)
         bridge = Bridge(
             store=store,
             agents=agents,
@@ -51,7 +70,18 @@ class Hub:
             max_message_chars=settings.max_message_chars,
             spoken_max_chars=settings.spoken_max_chars,
         )
-        hub = cls(settings, store, Tokens(store=store), agents, runtimes, bridge)
+        hub = cls(
+            settings,
+            store,
+            Tokens(store=store),
+            agents,
+            runtimes,
+            bridge,
+            prefs,
+            Calls(store=store),
+            RealtimeMinter(),
+            ContextCache(bridge.recent),
+        )
         return hub
 
     async def start(self, *, workspace: Path) -> None:
@@ -85,5 +115,6 @@ class Hub:
 
     async def aclose(self) -> None:
         await self.bridge.aclose()
+        await self.minter.aclose()
         await self.runtimes.aclose()
         await self.store.aclose()

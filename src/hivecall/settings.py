@@ -20,8 +20,12 @@ import platformdirs
 from hivecall.errors import ConfigError
 
 
-def _row(help: str, *env: str, secret: bool = False) -> dict[str, Any]:
-    return {"help": help, "env": env, "secret": secret}
+def _row(help: str, *env: str, secret: bool = False, editable: bool = False) -> dict[str, Any]:
+    """`editable` rows can also be changed from the dashboard (stored in the hub's database)."""
+    return {"help": help, "env": env, "secret": secret, "editable": editable}
+
+
+CALL_MODES = ("auto", "byok", "local", "cloud")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +73,7 @@ class Settings:
             "OPENAI_REALTIME_KEY",
             "OPENAI_API_KEY",
             secret=True,
+            editable=True,
         ),
     )
     openai_base_url: str = field(
@@ -77,11 +82,40 @@ class Settings:
     )
     realtime_model: str = field(
         default="gpt-realtime",
-        metadata=_row("OpenAI Realtime model for voice calls.", "HIVECALL_REALTIME_MODEL"),
+        metadata=_row(
+            "OpenAI Realtime model for voice calls.", "HIVECALL_REALTIME_MODEL", editable=True
+        ),
     )
     realtime_voice: str = field(
         default="marin",
-        metadata=_row("Voice for OpenAI Realtime calls.", "HIVECALL_REALTIME_VOICE"),
+        metadata=_row("Voice for OpenAI Realtime calls.", "HIVECALL_REALTIME_VOICE", editable=True),
+    )
+    realtime_transcribe_model: str = field(
+        default="gpt-4o-mini-transcribe",
+        metadata=_row(
+            "Model that transcribes the caller's speech in BYOK calls.",
+            "HIVECALL_REALTIME_TRANSCRIBE_MODEL",
+        ),
+    )
+    default_call_mode: str = field(
+        default="auto",
+        metadata=_row(
+            "Call mode when a call does not name one: auto (byok with a key, else local), "
+            "byok, local or cloud.",
+            "HIVECALL_DEFAULT_CALL_MODE",
+            editable=True,
+        ),
+    )
+    call_secret_ttl: int = field(
+        default=120,
+        metadata=_row(
+            "Seconds a minted Realtime client secret stays valid for starting a call.",
+            "HIVECALL_CALL_SECRET_TTL",
+        ),
+    )
+    openai_timeout: float = field(
+        default=10.0,
+        metadata=_row("Seconds to wait for OpenAI when minting a call.", "HIVECALL_OPENAI_TIMEOUT"),
     )
     livekit_url: str = field(
         default="", metadata=_row("LiveKit server URL for cloud calls.", "LIVEKIT_URL")
@@ -113,6 +147,33 @@ class Settings:
     log_level: str = field(
         default="info", metadata=_row("Log level: debug, info, warning.", "HIVECALL_LOG_LEVEL")
     )
+    # -- OpenAI- and Ollama-compatible API (compat/) ---------------------------------------------
+    compat_port: int = field(
+        default=0,
+        metadata=_row(
+            "Port of a separate listener serving only the OpenAI- and Ollama-compatible API "
+            "(0: none; the main port serves that API too).",
+            "HIVECALL_COMPAT_PORT",
+        ),
+    )
+    compat_host: str = field(
+        default="",
+        metadata=_row(
+            "Address the compat listener listens on (default: HOST).", "HIVECALL_COMPAT_HOST"
+        ),
+    )
+    compat_open_agents: str = field(
+        default="",
+        metadata=_row(
+            "Comma list of agents the compat listener serves WITHOUT an API key, for LAN "
+            "clients that cannot send one (needs compat_port; announced loudly at start).",
+            "HIVECALL_COMPAT_OPEN_AGENTS",
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        if self.default_call_mode not in CALL_MODES:
+            raise ConfigError(f"default_call_mode must be one of: {', '.join(CALL_MODES)}")
 
     @property
     def resolved_database_url(self) -> str:
@@ -136,6 +197,7 @@ class SettingRow:
     help: str
     secret: bool
     type: type
+    editable: bool = False
 
 
 _TYPES: dict[str, type] = {
@@ -152,7 +214,12 @@ def table() -> list[SettingRow]:
     """Every setting, in declaration order."""
     return [
         SettingRow(
-            f.name, f.metadata["env"], f.metadata["help"], f.metadata["secret"], _TYPES[str(f.type)]
+            f.name,
+            f.metadata["env"],
+            f.metadata["help"],
+            f.metadata["secret"],
+            _TYPES[str(f.type)],
+            f.metadata["editable"],
         )
         for f in dataclasses.fields(Settings)
     ]
@@ -212,19 +279,33 @@ def _read_toml(path: Path, rows: Mapping[str, SettingRow]) -> dict[str, object]:
     return out
 
 
-def describe(settings: Settings) -> list[dict[str, object]]:
-    """The table with current values; secrets only say whether they are set."""
+def pinned(environ: Mapping[str, str]) -> frozenset[str]:
+    """Editable settings the environment sets: the dashboard shows them but cannot change them."""
+    return frozenset(
+        r.name for r in table() if r.editable and any(environ.get(var) for var in r.env)
+    )
+
+
+def describe(
+    settings: Settings, *, sources: Mapping[str, str] | None = None
+) -> list[dict[str, object]]:
+    """The table with current values; secrets only say whether they are set.
+
+    `sources` says where an editable value comes from (environment, dashboard, config).
+    """
     out: list[dict[str, object]] = []
     for row in table():
         value = getattr(settings, row.name)
         shown: object = bool(value) if row.secret else (str(value) if value is not None else None)
-        out.append(
-            {
-                "name": row.name,
-                "env": list(row.env),
-                "help": row.help,
-                "secret": row.secret,
-                "value": shown,
-            }
-        )
+        item: dict[str, object] = {
+            "name": row.name,
+            "env": list(row.env),
+            "help": row.help,
+            "secret": row.secret,
+            "editable": row.editable,
+            "value": shown,
+        }
+        if sources is not None and row.editable:
+            item["source"] = sources.get(row.name, "config")
+        out.append(item)
     return out

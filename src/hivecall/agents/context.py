@@ -1,15 +1,16 @@
 """An agent's context: what the voice layer and chat runtimes should know about it.
 
-Gathered fresh for each call and turn: machine, runtime, workspace and its git repo (branch,
-dirty files, last commits), skills, memory files found in the workspace (trimmed) and recent
-turns. Everything that may be sent off the machine goes through `redact`.
+Gathered fresh for each turn (calls use a cache of a few seconds): machine, runtime, workspace
+and its git repo (branch, dirty files, last commits), skills, memory files found in the workspace
+(trimmed) and recent turns. Everything that may be sent off the machine goes through `redact`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -175,3 +176,30 @@ def render_context(ctx: AgentContext) -> str:
             reply = t.reply if len(t.reply) <= 200 else t.reply[:200] + "…"
             lines.append(f"- [{t.at}] asked: {t.message[:200]} -> {t.status}: {reply}")
     return "\n".join(lines)
+
+
+class ContextCache:
+    """Recently gathered contexts, so starting a call does not wait for git every time.
+
+    A context older than `ttl` seconds is gathered again; a call started within that window
+    sees the agent as it was a few seconds ago, which is what a voice greeting needs.
+    """
+
+    def __init__(
+        self,
+        load_recent: Callable[[str], Awaitable[Sequence[RecentTurn]]],
+        *,
+        ttl: float = 15.0,
+    ) -> None:
+        self._load_recent = load_recent
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, AgentRecord, AgentContext]] = {}
+
+    async def get(self, agent: AgentRecord) -> AgentContext:
+        hit = self._cache.get(agent.id)
+        now = time.monotonic()
+        if hit and now - hit[0] < self._ttl and hit[1] == agent:
+            return hit[2]
+        ctx = await gather(agent, await self._load_recent(agent.id))
+        self._cache[agent.id] = (now, agent, ctx)
+        return ctx

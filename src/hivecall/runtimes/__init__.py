@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from hivecall.runtimes.base import ChatMessage, Runtime, TurnInput
 from hivecall.runtimes.command import CommandRuntime
@@ -16,7 +16,9 @@ __all__ = ["KINDS", "ChatMessage", "Runtime", "Runtimes", "TurnInput"]
 class Runtimes:
     """One instance of each runtime kind, shared by all agents of that kind."""
 
-    def __init__(self, *, environ: Mapping[str, str], openai_api_key: str = "") -> None:
+    def __init__(
+        self, *, environ: Mapping[str, str], openai_api_key: Callable[[], str] = lambda: ""
+    ) -> None:
         self._openai = OpenAIChatRuntime(default_api_key=openai_api_key)
         self._by_kind: dict[str, Runtime] = {
             "command": CommandRuntime(environ=dict(environ)),

@@ -7,7 +7,7 @@ the answer streams back as it is generated.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -30,7 +30,8 @@ class OpenAIChatRuntime:
     exclusive = False
     wants_context = True
 
-    def __init__(self, *, default_api_key: str = "") -> None:
+    def __init__(self, *, default_api_key: Callable[[], str] = lambda: "") -> None:
+        # A callable: the user may replace the hub's key in the dashboard while it runs.
         self._default_key = default_api_key
         self._clients: dict[tuple[str, str], openai.AsyncOpenAI] = {}
 
@@ -67,7 +68,7 @@ class OpenAIChatRuntime:
                 messages.append({"role": "user", "content": m.content})
         messages.append({"role": "user", "content": turn.message})
         # The hub's own key goes to OpenAI only, never to a URL that merely mentions its host.
-        key = agent.api_key or (self._default_key if _is_openai(agent.base_url) else "")
+        key = agent.api_key or (self._default_key() if _is_openai(agent.base_url) else "")
         client = self._client(agent.base_url, key)
         host = urlsplit(agent.base_url).netloc.rpartition("@")[2]  # never credentials
         # turn.timeout bounds the whole turn (the SDK's timeout is per read and per attempt).

@@ -85,6 +85,12 @@ class Store:
         async with self.session() as s, s.begin():
             await s.merge(Meta(key=key, value=value))
 
+    async def delete_meta(self, key: str) -> None:
+        async with self.session() as s, s.begin():
+            row = await s.get(Meta, key)
+            if row is not None:
+                await s.delete(row)
+
     async def aclose(self) -> None:
         await self.engine.dispose()
 

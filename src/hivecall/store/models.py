@@ -105,3 +105,43 @@ class Turn(Base):
         Index("ix_turns_session", "session_id"),
         Index("ix_turns_status", "status"),
     )
+
+
+class Call(Base):
+    """One voice call with one agent: who started it, how, and how far it got."""
+
+    __tablename__ = "calls"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    mode: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    # The token that started the call (devices see only their own calls) and a label for people.
+    started_by: Mapped[str] = mapped_column(String(32))
+    started_by_name: Mapped[str] = mapped_column(String(200), default="")
+    speaker_only: Mapped[bool] = mapped_column(default=False)
+    error_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    connecting_at: Mapped[datetime | None] = mapped_column(default=None)
+    talking_at: Mapped[datetime | None] = mapped_column(default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        Index("ix_calls_created", "created_at"),
+        Index("ix_calls_started_by", "started_by", "created_at"),
+    )
+
+
+class CallLine(Base):
+    """A line of a call's timeline: what the user said, what the agent said, tools, phases."""
+
+    __tablename__ = "call_lines"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    # user | agent | tool | phase | error
+    kind: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text, default="")
+    turn_id: Mapped[str | None] = mapped_column(String(32), default=None)
+
+    __table_args__ = (Index("ix_call_lines_call", "call_id", "id"),)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
@@ -15,12 +12,13 @@ from starlette.routing import Route
 from hivecall import __version__
 from hivecall.agents.context import gather
 from hivecall.agents.records import AgentCreate, AgentUpdate
-from hivecall.bridge import TurnHandle, TurnRequest, TurnResult
-from hivecall.errors import BadRequest, NotFound
-from hivecall.runtimes import ChatMessage
-from hivecall.settings import describe
-from hivecall.store.models import Turn
+from hivecall.bridge import TurnRequest
+from hivecall.calls import CallLineIn
+from hivecall.compat.openai import SSE_HEADERS, MessageIn, completion, history_of, sse
+from hivecall.errors import BadRequest, Forbidden, NotFound
+from hivecall.web.calls_api import open_call
 from hivecall.web.http import authed, hub_of, ok, read_json
+from hivecall.web.views import turn_view
 
 SESSION_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
 
@@ -31,21 +29,6 @@ class PhoneRequest(BaseModel):
     message: str
     session_id: str | None = Field(default=None, pattern=SESSION_ID)
     call_id: str | None = Field(default=None, max_length=64)
-
-
-class MessageIn(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
-
-    def text(self) -> str:
-        if isinstance(self.content, list):
-            return "".join(
-                str(p.get("text", ""))
-                for p in self.content
-                if p.get("type") in ("text", "input_text")
-            )
-        return self.content or ""
 
 
 class AgentRuntimeRequest(BaseModel):
@@ -76,11 +59,6 @@ async def health(request: Request) -> Response:
             "database": "sqlite" if hub.store.is_sqlite else "postgresql",
         }
     )
-
-
-async def settings_view(request: Request) -> Response:
-    await authed(request)
-    return ok({"settings": describe(hub_of(request).settings)})
 
 
 # -- agents ----------------------------------------------------------------------------------
@@ -138,17 +116,32 @@ async def phone(request: Request) -> Response:
     A runtime failure is still a spoken answer (`ok: false` with an error code), so a voice
     front door always has something to say.
     """
-    await authed(request, "turns:write")
+    who = await authed(request, "turns:write", "calls")
+    hub = hub_of(request)
     body = await read_json(request, PhoneRequest)
-    result = await hub_of(request).bridge.run(
+    session_id = body.session_id
+    call = None
+    if body.call_id:
+        # A tool turn of a call: only on the caller's own live call, in the call's session.
+        agent = await hub.agents.get(body.agent_id)
+        call = await open_call(hub, who, body.call_id, agent.id)
+        session_id = session_id or call.id
+    elif not who.can("turns:write"):
+        raise Forbidden("this token may only relay turns of its own calls (send call_id)")
+    handle = await hub.bridge.start(
         TurnRequest(
             agent=body.agent_id,
             message=body.message,
             source="phone",
-            session_id=body.session_id,
+            session_id=session_id,
             call_id=body.call_id,
         )
     )
+    if call is not None:
+        await hub.calls.add_lines(
+            call, [CallLineIn(kind="tool", text=body.message.strip(), turn_id=handle.turn_id)]
+        )
+    result = await handle.result()
     out: dict[str, Any] = {
         "ok": result.status == "done",
         "text": result.spoken,
@@ -165,11 +158,7 @@ async def agent_runtime(request: Request) -> Response:
     """A chat turn in OpenAI chat-completion form, streamed as SSE when asked."""
     await authed(request, "turns:write")
     body = await read_json(request, AgentRuntimeRequest)
-    history = tuple(
-        ChatMessage("assistant" if m.role == "assistant" else "user", m.text())
-        for m in body.messages[:-1]
-        if m.role in ("user", "assistant")
-    )
+    history = history_of(body.messages)
     handle = await hub_of(request).bridge.start(
         TurnRequest(
             agent=body.agent_id,
@@ -181,96 +170,11 @@ async def agent_runtime(request: Request) -> Response:
         )
     )
     if body.stream:
-        return StreamingResponse(
-            _sse(handle),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-        )
+        return StreamingResponse(sse(handle), media_type="text/event-stream", headers=SSE_HEADERS)
     return ok(completion(await handle.result()))
 
 
-def _extras(handle: TurnHandle | TurnResult) -> dict[str, Any]:
-    return {"turn_id": handle.turn_id, "session_id": handle.session_id}
-
-
-def completion(result: TurnResult) -> dict[str, Any]:
-    failed = result.status != "done"
-    extras = _extras(result) | {"status": result.status, "spoken": result.spoken}
-    if result.error_code:
-        extras["error"] = {"code": result.error_code, "message": result.error_message or ""}
-    return {
-        "id": f"chatcmpl-{result.turn_id}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": result.agent.name,
-        "choices": [
-            {
-                "index": 0,
-                "message": {
-                    "role": "assistant",
-                    "content": result.spoken if failed else result.text,
-                },
-                "finish_reason": "stop",
-            }
-        ],
-        "hivecall": extras,
-    }
-
-
-def _chunk(
-    handle: TurnHandle,
-    created: int,
-    delta: dict[str, Any],
-    finish: str | None,
-    extra: dict[str, Any] | None = None,
-) -> str:
-    data: dict[str, Any] = {
-        "id": f"chatcmpl-{handle.turn_id}",
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": handle.agent.name,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-    if extra:
-        data["hivecall"] = extra
-    return f"data: {json.dumps(data)}\n\n"
-
-
-async def _sse(handle: TurnHandle) -> AsyncIterator[str]:
-    created = int(time.time())
-    yield _chunk(handle, created, {"role": "assistant", "content": ""}, None)
-    sent = False
-    async for piece in handle.deltas():
-        sent = True
-        yield _chunk(handle, created, {"content": piece}, None)
-    result = await handle.result()
-    if result.status != "done" and not sent:
-        yield _chunk(handle, created, {"content": result.spoken}, None)
-    # The final chunk also says how the turn ended (an extension field clients ignore).
-    yield _chunk(handle, created, {}, "stop", _extras(result) | {"status": result.status})
-    yield "data: [DONE]\n\n"
-
-
 # -- turns -----------------------------------------------------------------------------------
-
-
-def turn_view(t: Turn) -> dict[str, Any]:
-    return {
-        "id": t.id,
-        "agent_id": t.agent_id,
-        "session_id": t.session_id,
-        "call_id": t.call_id,
-        "source": t.source,
-        "status": t.status,
-        "message": t.message,
-        "reply": t.reply,
-        "spoken": t.spoken,
-        "error_code": t.error_code,
-        "queued_at": t.queued_at.isoformat(),
-        "started_at": t.started_at.isoformat() if t.started_at else None,
-        "finished_at": t.finished_at.isoformat() if t.finished_at else None,
-        "duration_ms": t.duration_ms,
-    }
 
 
 async def turns_list(request: Request) -> Response:
@@ -304,7 +208,6 @@ async def turns_show(request: Request) -> Response:
 
 routes = [
     Route("/api/health", health, methods=["GET"]),
-    Route("/api/settings", settings_view, methods=["GET"]),
     Route("/api/agents", agents_list, methods=["GET"]),
     Route("/api/agents", agents_create, methods=["POST"]),
     Route("/api/agents/{ref}", agents_show, methods=["GET"]),

@@ -99,14 +99,14 @@ def bearer(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE)
 
 
-async def authed(request: Request, scope: str = "admin") -> Principal:
-    """The caller's principal if its token allows `scope`; 401/403 otherwise."""
+async def authed(request: Request, scope: str = "admin", *more: str) -> Principal:
+    """The caller's principal if its token allows `scope` (or any of `more`); 401/403 otherwise."""
     value = bearer(request)
     if not value:
         raise Unauthorized("sign in: send Authorization: Bearer <token> or open the login URL")
     principal = await hub_of(request).tokens.verify(value)
     if principal is None:
         raise Unauthorized("the token is not valid (wrong, expired or revoked)")
-    if not principal.can(scope):
+    if not any(principal.can(s) for s in (scope, *more)):
         raise Forbidden(f"this token may not do that (needs {scope})")
     return principal

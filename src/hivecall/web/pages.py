@@ -49,7 +49,12 @@ async def logout(request: Request) -> Response:
     return response
 
 
+async def favicon(request: Request) -> Response:
+    return RedirectResponse("/static/icon.svg", status_code=308)
+
+
 routes = [
     Route("/", index, methods=["GET"]),
+    Route("/favicon.ico", favicon, methods=["GET"]),
     Route("/api/logout", logout, methods=["POST"]),
 ]

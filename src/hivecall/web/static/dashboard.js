@@ -1,62 +1,138 @@
-// The dashboard shell: agents, a text turn through the bridge, recent turns.
+// The dashboard: agents with a Call button, the call modal, call history, settings, text turns.
+import { makeApi } from "/static/api.js";
+import { openCallModal } from "/static/callmodal.js";
+
 const $ = (id) => document.getElementById(id);
-const text = (value) => document.createTextNode(value ?? "");
-let agentNames = {};
+const api = makeApi();
+let agents = [];
 
-async function api(path, options = {}) {
-  const res = await fetch(path, { credentials: "same-origin", ...options,
-    headers: { "content-type": "application/json", ...(options.headers || {}) } });
-  const body = await res.json().catch(() => ({}));
-  if (!res.ok) throw Object.assign(new Error(body.error?.message || res.statusText), { status: res.status, code: body.error?.code });
-  return body;
+function el(tag, props = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children.map((c) => (c instanceof Node ? c : document.createTextNode(c ?? ""))));
+  return node;
 }
 
-function row(cells, className) {
-  const tr = document.createElement("tr");
-  cells.forEach((value, i) => {
-    const td = document.createElement("td");
-    td.appendChild(text(value));
-    if (className && i === cells.length - 1) td.className = className;
-    tr.appendChild(td);
-  });
-  return tr;
+function row(cells) {
+  return el("tr", {}, ...cells.map((c) => (c instanceof Node && c.tagName === "TD" ? c : el("td", {}, c))));
 }
+
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
+const length = (s) => (s == null ? "—" : `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, "0")}`);
+
+// -- agents and calls --------------------------------------------------------------------
 
 async function loadAgents() {
-  const { agents } = await api("/api/agents");
-  agentNames = Object.fromEntries(agents.map((a) => [a.id, a.name]));
-  $("agents").replaceChildren(...agents.map((a) =>
-    row([a.name, a.preset || a.runtime, a.machine, a.workspace || "—", a.status], `status-${a.status}`)));
-  $("ask-agent").replaceChildren(...agents.map((a) => {
-    const o = document.createElement("option"); o.value = a.id; o.textContent = a.name; return o; }));
+  ({ agents } = await api("/api/agents"));
+  $("agents").replaceChildren(...agents.map((a) => {
+    const call = el("button", { type: "button", className: "call", textContent: "Call" });
+    call.dataset.agent = a.name;
+    call.disabled = a.status === "unavailable";
+    call.onclick = () => openCallModal({ api, agent: a, onClose: () => { loadCalls(); loadAgents().then(loadTurns); } });
+    return row([a.name, a.preset || a.runtime, a.machine, a.workspace || "—",
+      el("td", { className: `status-${a.status}` }, a.status), el("td", {}, call)]);
+  }));
+  $("ask-agent").replaceChildren(...agents.map((a) => el("option", { value: a.id, textContent: a.name })));
 }
 
-async function loadTurns() {
-  const { turns } = await api("/api/turns?limit=20");
-  $("turns").replaceChildren(...turns.map((t) => row([
-    new Date(t.queued_at).toLocaleTimeString(), agentNames[t.agent_id] || t.agent_id,
-    t.message, t.spoken || "", t.status])));
+async function loadModes() {
+  const { default: mode, modes } = await api("/api/calls/modes");
+  const chosen = modes.find((m) => m.mode === mode);
+  $("call-mode-note").textContent = chosen.available
+    ? `Calls use ${mode === "byok" ? "your OpenAI key (BYOK)" : mode} mode.`
+    : `Calls cannot start yet: ${chosen.reason}.`;
+  $("call-mode-note").className = chosen.available ? "muted" : "error";
 }
 
-async function start() {
+async function loadCalls() {
+  const { calls } = await api("/api/calls?limit=20");
+  $("calls").replaceChildren(...calls.map((c) => {
+    const tr = row([when(c.created_at), c.agent.name, c.mode,
+      el("td", { className: `state-${c.state}`, title: c.error?.message || "" }, c.state),
+      length(c.duration_s), c.started_by]);
+    tr.className = "clickable";
+    tr.onclick = () => showCall(c.id);
+    return tr;
+  }));
+}
+
+async function showCall(id) {
+  const { call, lines } = await api(`/api/calls/${id}`);
+  $("call-detail-title").textContent = `${call.agent.name} · ${when(call.created_at)} · ${call.state}`;
+  const who = { user: "You", agent: call.agent.name, tool: "→ agent", error: "error", phase: "·" };
+  $("call-lines").replaceChildren(...lines.map((l) =>
+    el("li", { className: `line-${l.kind}` }, el("b", {}, `${who[l.kind] || l.kind}: `), l.text)));
+  $("call-detail").hidden = false;
+}
+
+// -- settings ----------------------------------------------------------------------------
+
+let settings = {};
+
+async function loadSettings() {
+  const body = await api("/api/settings");
+  settings = Object.fromEntries(body.settings.map((s) => [s.name, s]));
+  const key = settings.openai_api_key;
+  $("key-state").textContent = key.value
+    ? `A key is set (${key.source === "environment" ? "by the environment; change it there" : "saved on this hub"}).`
+    : "No key yet: paste yours to make BYOK calls.";
+  for (const [id, name] of [["set-model", "realtime_model"], ["set-voice", "realtime_voice"], ["set-mode", "default_call_mode"]]) {
+    $(id).value = settings[name].value;
+    $(id).disabled = settings[name].source === "environment";
+    $(id).title = $(id).disabled ? `set by ${settings[name].env[0]}` : "";
+  }
+  $("set-key").disabled = $("key-remove").disabled = key.source === "environment";
+  $("key-remove").hidden = !key.value;
+}
+
+async function saveSettings(e) {
+  e.preventDefault();
+  const patch = {};
+  const key = $("set-key").value.trim();
+  if (key) patch.openai_api_key = key;
+  for (const [id, name] of [["set-model", "realtime_model"], ["set-voice", "realtime_voice"], ["set-mode", "default_call_mode"]]) {
+    if (!$(id).disabled && $(id).value !== settings[name].value) patch[name] = $(id).value;
+  }
+  await settingsChange(patch, "Saved.");
+}
+
+async function settingsChange(patch, done) {
   try {
-    const health = await api("/api/health");
-    $("hub-state").textContent = `v${health.version} · ${health.database}`;
-    await loadAgents();
-    await loadTurns();
-    for (const id of ["agents-panel", "ask-panel", "turns-panel"]) $(id).hidden = false;
+    if (Object.keys(patch).length) await api("/api/settings", { method: "PATCH", body: JSON.stringify(patch) });
+    $("set-key").value = "";
+    $("settings-result").className = "muted";
+    $("settings-result").textContent = done;
+    await Promise.all([loadSettings(), loadModes()]);
   } catch (err) {
-    if (err.status === 401) $("signin").hidden = false;
-    else $("hub-state").textContent = `error: ${err.message}`;
+    $("settings-result").className = "error";
+    $("settings-result").textContent = err.message;
   }
 }
 
-$("signin-form").addEventListener("submit", (e) => {
-  e.preventDefault();
-  location.href = `/?token=${encodeURIComponent($("token").value.trim())}`;
-});
+async function testKey() {
+  const key = $("set-key").value.trim();
+  $("key-result").className = "muted";
+  $("key-result").textContent = "Testing…";
+  try {
+    const res = await api("/api/settings/openai-key/test", { method: "POST",
+      body: JSON.stringify(key ? { openai_api_key: key } : {}) });
+    $("key-result").textContent = `The key works with ${res.model}.`;
+  } catch (err) {
+    $("key-result").className = "error";
+    $("key-result").textContent = err.message;
+  }
+}
 
-$("ask-form").addEventListener("submit", async (e) => {
+// -- text turns --------------------------------------------------------------------------
+
+async function loadTurns() {
+  const names = Object.fromEntries(agents.map((a) => [a.id, a.name]));
+  const { turns } = await api("/api/turns?limit=20");
+  $("turns").replaceChildren(...turns.map((t) => row([
+    new Date(t.queued_at).toLocaleTimeString(), names[t.agent_id] || t.agent_id,
+    t.message, t.spoken || "", el("td", { className: `state-${t.status}` }, t.status)])));
+}
+
+async function ask(e) {
   e.preventDefault();
   const message = $("ask-message").value.trim();
   if (!message) return;
@@ -75,6 +151,32 @@ $("ask-form").addEventListener("submit", async (e) => {
   } finally {
     $("ask-send").disabled = false;
   }
+}
+
+// -- start -------------------------------------------------------------------------------
+
+async function start() {
+  try {
+    const health = await api("/api/health");
+    $("hub-state").textContent = `v${health.version} · ${health.database}`;
+    await loadAgents();
+    await Promise.all([loadModes(), loadCalls(), loadSettings(), loadTurns()]);
+    for (const id of ["nav", "agents-panel", "calls-panel", "settings-panel", "ask-panel", "turns-panel"]) $(id).hidden = false;
+    document.body.dataset.ready = "1";
+  } catch (err) {
+    if (err.status === 401) $("signin").hidden = false;
+    else $("hub-state").textContent = `error: ${err.message}`;
+  }
+}
+
+$("signin-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  location.href = `/?token=${encodeURIComponent($("token").value.trim())}`;
 });
+$("ask-form").addEventListener("submit", ask);
+$("settings-form").addEventListener("submit", saveSettings);
+$("key-test").onclick = testKey;
+$("key-remove").onclick = () => settingsChange({ openai_api_key: null }, "Key removed.");
+$("logout").onclick = async () => { await api("/api/logout", { method: "POST" }).catch(() => {}); location.reload(); };
 
 start();

@@ -1,0 +1,176 @@
+"""Call records: created when a call starts, advanced by the client's reports, kept as history.
+
+Phase changes are single conditional UPDATEs (`WHERE state IN (allowed)`), so two reports racing
+(the page's "talking" and the user's "end") cannot move a call backwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import insert, select, update
+
+from hivecall.auth import Principal
+from hivecall.calls.state import FROM, STAMP, TERMINAL, reached
+from hivecall.errors import Conflict, NotFound
+from hivecall.store import Store
+from hivecall.store.models import Call, CallLine
+
+# Transcript lines that arrive just after the end (the page flushes on hang-up) are still kept.
+LATE_LINES = timedelta(seconds=60)
+MAX_LINE_CHARS = 4000
+
+
+class CallLineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["user", "agent", "tool", "error", "phase"]
+    text: str = Field(max_length=MAX_LINE_CHARS)
+    turn_id: str | None = Field(default=None, max_length=32)
+
+
+@dataclass(frozen=True)
+class CallView:
+    call: Call
+    agent: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        c = self.call
+        return {
+            "id": c.id,
+            "mode": c.mode,
+            "state": c.state,
+            "agent": self.agent,
+            "started_by": c.started_by_name,
+            "speaker_only": c.speaker_only,
+            "error": {"code": c.error_code, "message": c.error_message or ""}
+            if c.error_code
+            else None,
+            "created_at": _iso(c.created_at),
+            "connecting_at": _iso(c.connecting_at),
+            "talking_at": _iso(c.talking_at),
+            "ended_at": _iso(c.ended_at),
+            "duration_s": _duration(c),
+        }
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat() if t else None
+
+
+def _duration(c: Call) -> float | None:
+    if c.talking_at is None:
+        return None
+    end = c.ended_at or datetime.now(UTC)
+    return round((end - c.talking_at).total_seconds(), 1)
+
+
+def line_view(line: CallLine) -> dict[str, Any]:
+    return {
+        "at": line.at.isoformat(),
+        "kind": line.kind,
+        "text": line.text,
+        "turn_id": line.turn_id,
+    }
+
+
+def visible_to(call: Call, who: Principal) -> bool:
+    """The owner sees every call; a device or worker token only the calls it started."""
+    return who.can("admin") or call.started_by == who.token_id
+
+
+class Calls:
+    def __init__(self, *, store: Store) -> None:
+        self._store = store
+
+    async def create(
+        self,
+        *,
+        agent_id: str,
+        mode: str,
+        who: Principal,
+    ) -> Call:
+        now = datetime.now(UTC)
+        row = {
+            "id": f"call_{uuid.uuid4().hex[:24]}",
+            "agent_id": agent_id,
+            "mode": mode,
+            "state": "ringing",
+            "started_by": who.token_id,
+            "started_by_name": who.name or who.kind,
+            "speaker_only": False,
+            "error_code": None,
+            "error_message": None,
+            "created_at": now,
+            "ended_at": None,
+        }
+        async with self._store.engine.begin() as conn:
+            await conn.execute(insert(Call).values(**row))
+        return Call(**row)
+
+    async def get(self, call_id: str, *, who: Principal | None = None) -> Call:
+        async with self._store.session() as s:
+            call = await s.get(Call, call_id)
+        # Someone else's call is reported as missing, not forbidden: ids do not leak.
+        if call is None or (who is not None and not visible_to(call, who)):
+            raise NotFound("no such call", code="call_not_found")
+        return call
+
+    async def history(
+        self, *, who: Principal, agent_id: str | None = None, limit: int = 50
+    ) -> list[Call]:
+        q = select(Call).order_by(Call.created_at.desc(), Call.id.desc()).limit(limit)
+        if not who.can("admin"):
+            q = q.where(Call.started_by == who.token_id)
+        if agent_id:
+            q = q.where(Call.agent_id == agent_id)
+        async with self._store.session() as s:
+            return list((await s.scalars(q)).all())
+
+    async def advance(
+        self, call: Call, phase: str, *, error: tuple[str, str] | None = None
+    ) -> Call:
+        """Move the call to `phase`. Repeating a phase it already passed is a no-op; moving a
+        finished call is a conflict."""
+        if reached(call.state, phase):
+            return call
+        values: dict[str, Any] = {"state": phase, STAMP[phase]: datetime.now(UTC)}
+        if error:
+            values["error_code"], values["error_message"] = error
+        stmt = update(Call).where(Call.id == call.id, Call.state.in_(FROM[phase])).values(**values)
+        async with self._store.engine.begin() as conn:
+            changed = (await conn.execute(stmt)).rowcount
+        fresh = await self.get(call.id)
+        if changed:
+            await self.add_lines(fresh, [CallLineIn(kind="phase", text=phase)])
+        elif not reached(fresh.state, phase):
+            raise Conflict(f"the call has already {fresh.state}", code="call_finished")
+        return fresh
+
+    async def mark_speaker_only(self, call: Call) -> None:
+        async with self._store.engine.begin() as conn:
+            await conn.execute(update(Call).where(Call.id == call.id).values(speaker_only=True))
+
+    def accepts_lines(self, call: Call) -> bool:
+        if call.state not in TERMINAL or call.ended_at is None:
+            return True
+        return datetime.now(UTC) - call.ended_at <= LATE_LINES
+
+    async def add_lines(self, call: Call, lines: list[CallLineIn]) -> None:
+        if not lines:
+            return
+        now = datetime.now(UTC)
+        rows = [
+            {"call_id": call.id, "at": now, "kind": ln.kind, "text": ln.text, "turn_id": ln.turn_id}
+            for ln in lines
+        ]
+        async with self._store.engine.begin() as conn:
+            await conn.execute(insert(CallLine), rows)
+
+    async def lines(self, call_id: str) -> list[CallLine]:
+        q = select(CallLine).where(CallLine.call_id == call_id).order_by(CallLine.id)
+        async with self._store.session() as s:
+            return list((await s.scalars(q)).all())

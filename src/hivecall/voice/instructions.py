@@ -1,0 +1,34 @@
+"""What the voice model is told: who the agent is, where it works, and how to behave on a call."""
+
+from __future__ import annotations
+
+from hivecall.agents.context import AgentContext, render_context
+from hivecall.voice.tool import NAME
+
+RULES = f"""You are the voice of {{name}}, the user's computer agent, on a live voice call.
+- You cannot see the screen or touch the machine yourself. For every real task or question about
+  the user's code, files, machine or work, call `{NAME}` with the request, then tell the user
+  what the agent answered. Never invent results, file names or command output.
+- Before a tool call that may take a while, say in a few words that you are on it.
+- Speak briefly, in plain sentences: no markdown, no lists, no code read aloud unless asked.
+  Summarise long answers and offer more detail.
+- If the agent fails, say so plainly and suggest what to try next.
+- Keep the user's language."""
+
+GREETING = (
+    "Greet the user in one short sentence: say you are {name} and ask what they would like done."
+)
+
+# Voice models work best with a compact prompt; the context is trimmed to this many characters.
+MAX_CONTEXT_CHARS = 6000
+
+
+def instructions(ctx: AgentContext) -> str:
+    context = render_context(ctx)
+    if len(context) > MAX_CONTEXT_CHARS:
+        context = context[:MAX_CONTEXT_CHARS] + "\n…"
+    return f"{RULES.format(name=ctx.name)}\n\nWhat you know about the agent:\n{context}"
+
+
+def greeting(name: str) -> str:
+    return GREETING.format(name=name)

@@ -1,0 +1,263 @@
+"""Calls API: start a call, report its phases and transcript, end it, read the history.
+
+Also the dashboard's editable settings (the OpenAI key, model, voice, default call mode), since
+they exist to make calls work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from hivecall.auth import Principal
+from hivecall.calls import CallLineIn, CallView
+from hivecall.calls.modes import all_modes, resolve
+from hivecall.calls.records import line_view
+from hivecall.errors import BadRequest, Conflict, HivecallError
+from hivecall.hub import Hub
+from hivecall.preferences import SettingsPatch
+from hivecall.settings import describe
+from hivecall.store.models import Call
+from hivecall.voice.instructions import greeting, instructions
+from hivecall.voice.tool import realtime_tool
+from hivecall.web.http import authed, hub_of, ok, read_json
+from hivecall.web.views import turn_view
+
+CODE = r"^[a-z0-9_.:-]{1,64}$"
+
+
+class CallStart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agent_id: str = Field(min_length=1, max_length=64)
+    mode: Literal["auto", "byok", "local", "cloud"] | None = None
+
+
+class ErrorIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(pattern=CODE)
+    message: str = Field(default="", max_length=500)
+
+
+class PhaseEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["phase"]
+    phase: Literal["connecting", "talking", "ended", "failed"]
+    error: ErrorIn | None = None
+
+
+class LineEvent(BaseModel):
+    """A finished transcript line: what the user said, or one whole spoken response."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["user", "agent"]
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class SpeakerOnlyEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["speaker_only"]
+
+
+class ErrorEvent(ErrorIn):
+    type: Literal["error"]
+
+
+Event = Annotated[
+    PhaseEvent | LineEvent | SpeakerOnlyEvent | ErrorEvent, Field(discriminator="type")
+]
+
+
+class EventsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: list[Event] = Field(min_length=1, max_length=50)
+
+
+class CallEnd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    error: ErrorIn | None = None
+
+
+class KeyTest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    openai_api_key: str | None = Field(default=None, min_length=20, max_length=400)
+
+
+# -- calls -----------------------------------------------------------------------------------
+
+
+async def view_of(hub: Hub, call: Call) -> dict[str, Any]:
+    agent = await hub.agents.get(call.agent_id)
+    return CallView(call, hub.bridge.view(agent)).as_dict()
+
+
+async def modes(request: Request) -> Response:
+    await authed(request, "calls")
+    settings = hub_of(request).settings
+    default = resolve(settings, None)
+    return ok({"default": default.name, "modes": [m.as_dict() for m in all_modes(settings)]})
+
+
+async def start(request: Request) -> Response:
+    """Start a call. Nothing is recorded when the hub cannot even try (no key, bad agent); a
+    call that OpenAI refuses is recorded as failed, with the reason."""
+    who = await authed(request, "calls")
+    hub = hub_of(request)
+    body = await read_json(request, CallStart)
+    settings = hub.settings
+    mode = resolve(settings, body.mode)
+    if not mode.available:
+        raise mode.error()
+    agent = await hub.agents.get(body.agent_id)
+    if problem := hub.agents.problem(agent):
+        raise Conflict(
+            f"agent {agent.name!r} cannot take calls: {problem}", code="agent_unavailable"
+        )
+    ctx = await hub.contexts.get(agent)
+    # The record is written while OpenAI mints: the two waits overlap.
+    recording = asyncio.create_task(hub.calls.create(agent_id=agent.id, mode=mode.name, who=who))
+    try:
+        secret = await hub.minter.mint(settings, instructions(ctx))
+    except HivecallError as e:
+        await hub.calls.advance(await recording, "failed", error=(e.code, e.message))
+        raise
+    except Exception:
+        error = ("internal_error", "the hub hit an unexpected error")
+        await hub.calls.advance(await recording, "failed", error=error)
+        raise
+    call = await recording
+    out = CallView(call, hub.bridge.view(agent)).as_dict()
+    out["realtime"] = secret.as_dict() | {
+        "tools": [realtime_tool()],
+        "greeting": greeting(agent.name),
+    }
+    return ok({"call": out}, 201)
+
+
+async def history(request: Request) -> Response:
+    who = await authed(request, "calls")
+    hub = hub_of(request)
+    q = request.query_params
+    try:
+        limit = min(max(int(q.get("limit", "50")), 1), 200)
+    except ValueError as e:
+        raise BadRequest("limit must be a number", code="invalid_request") from e
+    agent_id = (await hub.agents.get(q["agent"])).id if q.get("agent") else None
+    calls = await hub.calls.history(who=who, agent_id=agent_id, limit=limit)
+    agents = {a.id: hub.bridge.view(a) for a in await hub.agents.list()}
+    return ok({"calls": [CallView(c, agents[c.agent_id]).as_dict() for c in calls]})
+
+
+async def show(request: Request) -> Response:
+    who = await authed(request, "calls")
+    hub = hub_of(request)
+    call = await hub.calls.get(request.path_params["call_id"], who=who)
+    lines = await hub.calls.lines(call.id)
+    turns = await hub.bridge.list_turns(call_id=call.id, limit=500)
+    turns.reverse()
+    return ok(
+        {
+            "call": await view_of(hub, call),
+            "lines": [line_view(ln) for ln in lines],
+            "turns": [turn_view(t) for t in turns],
+        }
+    )
+
+
+async def events(request: Request) -> Response:
+    """The page reports what happened: phases, finished transcript lines, speaker-only, errors."""
+    who = await authed(request, "calls")
+    hub = hub_of(request)
+    call = await hub.calls.get(request.path_params["call_id"], who=who)
+    body = await read_json(request, EventsIn)
+    if not hub.calls.accepts_lines(call):
+        raise Conflict(f"the call has already {call.state}", code="call_finished")
+    pending: list[CallLineIn] = []
+    for ev in body.events:
+        if isinstance(ev, PhaseEvent):
+            await hub.calls.add_lines(call, pending)
+            pending = []
+            err = (ev.error.code, ev.error.message) if ev.error else None
+            call = await hub.calls.advance(call, ev.phase, error=err)
+        elif isinstance(ev, LineEvent):
+            pending.append(CallLineIn(kind=ev.type, text=ev.text))
+        elif isinstance(ev, SpeakerOnlyEvent):
+            await hub.calls.mark_speaker_only(call)
+        else:
+            pending.append(CallLineIn(kind="error", text=f"{ev.code}: {ev.message}".strip()))
+    await hub.calls.add_lines(call, pending)
+    return ok({"call": await view_of(hub, await hub.calls.get(call.id))})
+
+
+async def end(request: Request) -> Response:
+    who = await authed(request, "calls")
+    hub = hub_of(request)
+    call = await hub.calls.get(request.path_params["call_id"], who=who)
+    body = await read_json(request, CallEnd) if await _has_body(request) else CallEnd()
+    if body.error:
+        call = await hub.calls.advance(call, "failed", error=(body.error.code, body.error.message))
+    else:
+        call = await hub.calls.advance(call, "ended")
+    return ok({"call": await view_of(hub, call)})
+
+
+async def _has_body(request: Request) -> bool:
+    return request.headers.get("content-length", "0") not in ("", "0")
+
+
+async def open_call(hub: Hub, who: Principal, call_id: str, agent_id: str) -> Call:
+    """The call a tool turn belongs to: the caller's own, with this agent, not finished."""
+    call = await hub.calls.get(call_id, who=who)
+    if call.agent_id != agent_id:
+        raise BadRequest("this call is with another agent", code="call_agent_mismatch")
+    if call.state in ("ended", "failed"):
+        raise Conflict(f"the call has already {call.state}", code="call_finished")
+    return call
+
+
+# -- settings the dashboard edits ------------------------------------------------------------
+
+
+def settings_body(hub: Hub) -> dict[str, Any]:
+    return {"settings": describe(hub.settings, sources=hub.prefs.sources())}
+
+
+async def settings_view(request: Request) -> Response:
+    await authed(request)
+    return ok(settings_body(hub_of(request)))
+
+
+async def settings_update(request: Request) -> Response:
+    await authed(request)
+    hub = hub_of(request)
+    hub.settings = await hub.prefs.update(await read_json(request, SettingsPatch))
+    return ok(settings_body(hub))
+
+
+async def openai_key_test(request: Request) -> Response:
+    """Check a key (the one given, else the stored one) by minting a throwaway call secret."""
+    await authed(request)
+    hub = hub_of(request)
+    body = await read_json(request, KeyTest) if await _has_body(request) else KeyTest()
+    settings = hub.settings
+    if body.openai_api_key:
+        settings = settings.replace(openai_api_key=body.openai_api_key.strip())
+    await hub.minter.check(settings)
+    return ok({"ok": True, "model": settings.realtime_model})
+
+
+routes = [
+    Route("/api/settings", settings_view, methods=["GET"]),
+    Route("/api/settings", settings_update, methods=["PATCH"]),
+    Route("/api/settings/openai-key/test", openai_key_test, methods=["POST"]),
+    Route("/api/calls/modes", modes, methods=["GET"]),
+    Route("/api/calls", start, methods=["POST"]),
+    Route("/api/calls", history, methods=["GET"]),
+    Route("/api/calls/{call_id}", show, methods=["GET"]),
+    Route("/api/calls/{call_id}/events", events, methods=["POST"]),
+    Route("/api/calls/{call_id}/end", end, methods=["POST"]),
+]

@@ -1,0 +1,14 @@
+// JSON requests to the hub with the session cookie (or a bearer token); errors carry the code.
+export function makeApi(token) {
+  return async function api(path, options = {}) {
+    const headers = { "content-type": "application/json", ...(options.headers || {}) };
+    if (token) headers.authorization = `Bearer ${token}`;
+    const res = await fetch(path, { credentials: "same-origin", ...options, headers });
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok) {
+      throw Object.assign(new Error(body.error?.message || res.statusText),
+        { status: res.status, code: body.error?.code });
+    }
+    return body;
+  };
+}

@@ -1,0 +1,75 @@
+// The call modal: live phase, the latest response's caption, the user's last words,
+// "working on it" while a tool turn runs, mic state, mute, end and a timer.
+import { Call } from "/static/call.js";
+
+const PHASE_LABEL = {
+  ringing: "Ringing…", connecting: "Connecting…", talking: "On the call",
+  ended: "Call ended", failed: "Call failed",
+};
+const MIC_LABEL = { live: "Mic live", muted: "Muted", "speaker-only": "Speaker-only", off: "Mic off" };
+
+const TEMPLATE = `
+  <div class="call-card">
+    <h2 id="call-title"></h2>
+    <p class="row"><span id="call-phase" class="pill"></span>
+      <span id="call-mic" class="pill"></span><span id="call-timer" class="muted">0:00</span></p>
+    <p id="call-caption" class="caption" aria-live="polite"></p>
+    <p id="call-working" class="working" hidden>Working on it…</p>
+    <p id="call-user" class="muted"></p>
+    <p id="call-error" class="error" role="alert" hidden></p>
+    <p class="row"><button id="call-mute" type="button">Mute</button>
+      <button id="call-end" type="button" class="danger">End call</button>
+      <button id="call-close" type="button" hidden>Close</button></p>
+    <audio id="call-audio" autoplay></audio>
+  </div>`;
+
+export function openCallModal({ api, agent, mode, onClose }) {
+  let dialog = document.getElementById("call-modal");
+  if (!dialog) {
+    dialog = document.createElement("dialog");
+    dialog.id = "call-modal";
+    document.body.appendChild(dialog);
+  }
+  dialog.innerHTML = TEMPLATE;
+  const $ = (id) => dialog.querySelector(`#${id}`);
+  const call = new Call({ api, agent, mode, audio: $("call-audio") });
+  let timer = null;
+
+  const render = () => {
+    const v = call.view;
+    $("call-title").textContent = v.phase === "ringing" ? `Calling ${agent.name}` : agent.name;
+    $("call-phase").textContent = PHASE_LABEL[v.phase];
+    $("call-phase").dataset.phase = v.phase;
+    $("call-mic").textContent = MIC_LABEL[v.mic];
+    $("call-mic").dataset.mic = v.mic;
+    $("call-caption").textContent = v.caption;
+    $("call-working").hidden = !v.working || call.finished;
+    $("call-user").textContent = v.userLine ? `You: ${v.userLine}` : "";
+    $("call-error").hidden = !v.error;
+    $("call-error").textContent = v.error ? v.error.message : "";
+    $("call-mute").textContent = v.mic === "muted" ? "Unmute" : "Mute";
+    $("call-mute").disabled = !(v.mic === "live" || v.mic === "muted") || call.finished;
+    $("call-end").hidden = call.finished;
+    $("call-close").hidden = !call.finished;
+    if (v.talkingSince && !timer && !call.finished) timer = setInterval(tick, 1000);
+    if (call.finished && timer) { clearInterval(timer); timer = null; }
+    tick();
+  };
+  const tick = () => {
+    const since = call.view.talkingSince;
+    if (!since) return;
+    const s = Math.floor((Date.now() - since) / 1000);
+    $("call-timer").textContent = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  };
+
+  call.addEventListener("change", render);
+  $("call-mute").onclick = () => call.toggleMute();
+  $("call-end").onclick = () => call.end();
+  $("call-close").onclick = () => dialog.close();
+  dialog.onclose = () => { call.end(); if (timer) clearInterval(timer); onClose?.(call); };
+  dialog.oncancel = (e) => { if (!call.finished) e.preventDefault(); };
+  dialog.showModal();
+  render();
+  call.start();
+  return call;
+}

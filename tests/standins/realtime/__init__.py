@@ -1,0 +1,44 @@
+"""A local OpenAI Realtime stand-in: real HTTP and real WebRTC (aiortc) on 127.0.0.1.
+
+- `POST /v1/realtime/client_secrets` mints `ek_…` secrets with the configured user key,
+  answering as OpenAI's GA API does (the `openai` SDK parses it).
+- `POST /v1/realtime/calls` takes a browser's SDP offer (bearer `ek_…`,
+  `Content-Type: application/sdp`) and answers it with aiortc: 201, the answer SDP as the body,
+  the call in `Location`. The caller's audio is counted, the "model" sends a tone while it speaks.
+- The `oai-events` data channel speaks the GA events (session.created/updated,
+  conversation.item.added/done, response.* with transcript deltas and function calls, errors),
+  following a script (see `script.py`; `default_script()` is a typical call with one
+  `ask_computer_agent` tool call).
+"""
+
+from tests.standins.realtime.script import (
+    OPENING,
+    TOOL_MESSAGE,
+    TOOL_NAME,
+    USER_REQUEST,
+    Script,
+    Speech,
+    ToolCall,
+    Turn,
+    default_script,
+)
+from tests.standins.realtime.server import DEFAULT_KEY, RealtimeStandin, Recorded, Secret, serve
+from tests.standins.realtime.session import RealtimeSession
+
+__all__ = [
+    "DEFAULT_KEY",
+    "OPENING",
+    "TOOL_MESSAGE",
+    "TOOL_NAME",
+    "USER_REQUEST",
+    "RealtimeSession",
+    "RealtimeStandin",
+    "Recorded",
+    "Script",
+    "Secret",
+    "Speech",
+    "ToolCall",
+    "Turn",
+    "default_script",
+    "serve",
+]

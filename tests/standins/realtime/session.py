@@ -1,0 +1,563 @@
+"""One Realtime conversation: client events in, server events out, the script in between.
+
+Transport-agnostic: a WebRTC call feeds it the `oai-events` data channel, a websocket its text
+frames. Everything runs on the stand-in's event loop; tests read the records from their own
+thread (lists and dicts only grow) and wait with `wait_for`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+from tests.standins.realtime.media import AudioSink, VoiceTrack
+from tests.standins.realtime.protocol import CLIENT_EVENTS, error_event, merge, new_id
+from tests.standins.realtime.script import Script, Speech, ToolCall, Turn
+
+Event = dict[str, Any]
+
+
+class _Cancelled(Exception):
+    """The client cancelled the response."""
+
+
+Send = Callable[[str], Awaitable[None]]
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"\S+\s*|\s+", text) or [text]
+
+
+def chunks(text: str, size: int = 12) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+class RealtimeSession:
+    def __init__(
+        self,
+        *,
+        session: dict[str, Any],
+        script: Script,
+        send: Send,
+        webrtc: bool,
+        voice: VoiceTrack | None = None,
+        call_id: str | None = None,
+    ) -> None:
+        self.id = call_id or new_id("rtc")
+        self.session = session  # the current session object (as session.updated shows it)
+        self.script = script
+        self.webrtc = webrtc
+        self.voice = voice
+        self.audio = AudioSink()  # the caller's microphone (WebRTC)
+        self.connection_state = "new"
+        self.received: list[Event] = []  # client events, in order (malformed ones as {"raw"})
+        self.sent: list[Event] = []  # server events, in order
+        self.session_updates: list[dict[str, Any]] = []  # the `session` of each session.update
+        self.items: list[dict[str, Any]] = []  # items the client created (with their ids)
+        self.function_outputs: dict[str, str] = {}  # call_id -> output
+        self.tool_calls: list[dict[str, Any]] = []  # function_call items the model made
+        self.response_requests: list[dict[str, Any]] = []  # the `response` of response.create
+        self.responses: list[dict[str, Any]] = []  # each finished response (as response.done)
+        self.errors: list[dict[str, Any]] = []  # the `error` of each error event sent
+        self.closed = False
+        self._send = send
+        self._next = 0  # the next turn of the script
+        self._active: asyncio.Task[None] | None = None
+        self._active_id: str | None = None  # the response in progress
+        self._cancel = False
+        self._last_item: str | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- what tests read ----------------------------------------------------------------------
+
+    @property
+    def received_types(self) -> list[str]:
+        return [str(e.get("type")) for e in self.received]
+
+    @property
+    def sent_types(self) -> list[str]:
+        return [str(e.get("type")) for e in self.sent]
+
+    @property
+    def last_output(self) -> str | None:
+        """The output of the last function_call_output item the client created."""
+        outputs = [i["output"] for i in self.items if i.get("type") == "function_call_output"]
+        return str(outputs[-1]) if outputs else None
+
+    @property
+    def transcripts(self) -> list[str]:
+        """What the model said, one entry per finished audio message."""
+        return [
+            str(e["transcript"])
+            for e in self.sent
+            if e["type"] == "response.output_audio_transcript.done"
+        ]
+
+    @property
+    def busy(self) -> bool:
+        """A response is in progress (from response.created to response.done)."""
+        return self._active_id is not None
+
+    async def wait_for(
+        self, predicate: Callable[[RealtimeSession], object], timeout: float = 10, what: str = ""
+    ) -> None:
+        """Poll (from any loop) until `predicate(session)` is true."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for {what or predicate}; "
+                    f"received {self.received_types}, sent {self.sent_types}"
+                )
+            await asyncio.sleep(0.01)
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """The transport is up: session.created, and an automatic first turn if scripted."""
+        await self.emit({"type": "session.created", "session": self.session})
+        self._schedule_auto()
+
+    async def close(self) -> None:
+        self.closed = True
+        tasks = [t for t in (*self._tasks, self._active) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.audio.stop()
+
+    async def emit(self, event: Event) -> None:
+        text = json.dumps({"type": event["type"], "event_id": new_id("event"), **event})
+        sent = json.loads(text)  # a snapshot: the dicts it was made of change later
+        self.sent.append(sent)
+        if sent["type"] == "error":
+            self.errors.append(sent["error"])
+        if not self.closed:
+            with contextlib.suppress(Exception):
+                await self._send(text)
+
+    def start_turn(self, turn: Turn) -> None:
+        """Run a turn now (after the active response, if any); for tests that drive the call."""
+        self._spawn(self._run_turn_later(turn, 0.0))
+
+    # -- client events --------------------------------------------------------------------------
+
+    async def receive(self, text: str) -> None:
+        try:
+            event = json.loads(text)
+        except ValueError as e:
+            self.received.append({"raw": text})
+            await self.emit(error_event(f"Invalid JSON: {e}", code="invalid_json"))
+            return
+        if not isinstance(event, dict):
+            self.received.append({"raw": text})
+            await self.emit(error_event("Expected an object.", code="invalid_type"))
+            return
+        self.received.append(event)
+        kind = event.get("type")
+        client_id = event.get("event_id")
+        if not isinstance(kind, str):
+            await self.emit(
+                error_event(
+                    "Missing required parameter: 'type'.",
+                    code="missing_required_parameter",
+                    param="type",
+                    event_id=client_id,
+                )
+            )
+            return
+        if kind not in CLIENT_EVENTS:
+            supported = ", ".join(f"'{t}'" for t in sorted(CLIENT_EVENTS))
+            await self.emit(
+                error_event(
+                    f"Invalid value: '{kind}'. Supported values are: {supported}.",
+                    code="invalid_value",
+                    param="type",
+                    event_id=client_id,
+                )
+            )
+            return
+        handler = self._handlers.get(kind)
+        if handler is not None:
+            await handler(self, event)
+
+    async def _missing(self, param: str, event: Event) -> None:
+        await self.emit(
+            error_event(
+                f"Missing required parameter: '{param}'.",
+                code="missing_required_parameter",
+                param=param,
+                event_id=event.get("event_id"),
+            )
+        )
+
+    async def _session_update(self, event: Event) -> None:
+        update = event.get("session")
+        if not isinstance(update, dict):
+            return await self._missing("session", event)
+        if "type" not in update:
+            return await self._missing("session.type", event)
+        self.session_updates.append(update)
+        self.session = merge(self.session, update)
+        await self.emit({"type": "session.updated", "session": self.session})
+
+    async def _item_create(self, event: Event) -> None:
+        item = event.get("item")
+        if not isinstance(item, dict):
+            return await self._missing("item", event)
+        kind = item.get("type")
+        if kind not in ("message", "function_call", "function_call_output"):
+            return await self.emit(
+                error_event(
+                    f"Invalid value: '{kind}'. Supported values are: 'message', "
+                    "'function_call', and 'function_call_output'.",
+                    code="invalid_value",
+                    param="item.type",
+                    event_id=event.get("event_id"),
+                )
+            )
+        if kind == "function_call_output":
+            for key in ("call_id", "output"):
+                if not isinstance(item.get(key), str):
+                    return await self._missing(f"item.{key}", event)
+        item = {"id": new_id("item"), "object": "realtime.item", "status": "completed", **item}
+        self.items.append(item)
+        if kind == "function_call_output":
+            self.function_outputs[item["call_id"]] = item["output"]
+        previous = event.get("previous_item_id", self._last_item)
+        self._last_item = item["id"]
+        await self.emit(
+            {"type": "conversation.item.added", "previous_item_id": previous, "item": item}
+        )
+        await self.emit(
+            {"type": "conversation.item.done", "previous_item_id": previous, "item": item}
+        )
+
+    async def _response_create(self, event: Event) -> None:
+        request = event.get("response") if isinstance(event.get("response"), dict) else {}
+        assert isinstance(request, dict)
+        self.response_requests.append(request)
+        if self.busy:
+            await self.emit(
+                error_event(
+                    f"Conversation already has an active response in progress: "
+                    f"{self._active_id}. Wait until the response is finished before creating "
+                    "a new one.",
+                    code="conversation_already_has_active_response",
+                    event_id=event.get("event_id"),
+                )
+            )
+            return
+        turns = self.script.turns
+        if self._next < len(turns) and not turns[self._next].auto:
+            turn = turns[self._next]
+            self._next += 1
+        else:
+            turn = self.script.fallback
+        await self._begin(turn, request)
+
+    async def _response_cancel(self, event: Event) -> None:
+        if not self.busy:
+            await self.emit(
+                error_event(
+                    "Cancellation failed: no active response found",
+                    code="response_cancel_not_active",
+                    event_id=event.get("event_id"),
+                )
+            )
+            return
+        self._cancel = True
+
+    async def _output_clear(self, event: Event) -> None:
+        if self.webrtc and self._active_id:
+            await self.emit({"type": "output_audio_buffer.cleared", "response_id": self._active_id})
+
+    _handlers: ClassVar[dict[str, Callable[[RealtimeSession, Event], Awaitable[None]]]] = {
+        "session.update": _session_update,
+        "conversation.item.create": _item_create,
+        "response.create": _response_create,
+        "response.cancel": _response_cancel,
+        "output_audio_buffer.clear": _output_clear,
+    }
+
+    # -- the model ------------------------------------------------------------------------------
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _schedule_auto(self) -> None:
+        turns = self.script.turns
+        if self._next < len(turns) and turns[self._next].auto:
+            turn = turns[self._next]
+            self._next += 1
+            self._spawn(self._run_turn_later(turn, self.script.user_delay))
+
+    async def _run_turn_later(self, turn: Turn, delay: float) -> None:
+        await asyncio.sleep(delay)
+        while self.busy:
+            await asyncio.sleep(0.01)
+        if turn.user is not None:
+            await self._user_speaks(turn.user)
+        if turn.outputs:
+            await self._begin(turn, {})
+
+    async def _user_speaks(self, transcript: str) -> None:
+        item_id = new_id("item")
+        await self.emit(
+            {
+                "type": "input_audio_buffer.speech_started",
+                "audio_start_ms": 1000,
+                "item_id": item_id,
+            }
+        )
+        await self.emit(
+            {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 2500, "item_id": item_id}
+        )
+        previous, self._last_item = self._last_item, item_id
+        await self.emit(
+            {
+                "type": "input_audio_buffer.committed",
+                "previous_item_id": previous,
+                "item_id": item_id,
+            }
+        )
+        item = {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "message",
+            "status": "completed",
+            "role": "user",
+            "content": [{"type": "input_audio", "transcript": None}],
+        }
+        await self.emit(
+            {"type": "conversation.item.added", "previous_item_id": previous, "item": item}
+        )
+        await self.emit(
+            {"type": "conversation.item.done", "previous_item_id": previous, "item": item}
+        )
+        words_n = len(transcript.split())
+        await self.emit(
+            {
+                "type": "conversation.item.input_audio_transcription.completed",
+                "item_id": item_id,
+                "content_index": 0,
+                "transcript": transcript,
+                "usage": {
+                    "type": "tokens",
+                    "input_tokens": 20,
+                    "output_tokens": words_n,
+                    "total_tokens": 20 + words_n,
+                },
+            }
+        )
+
+    async def _begin(self, turn: Turn, request: dict[str, Any]) -> None:
+        response_id = new_id("resp")
+        self._active_id = response_id
+        self._cancel = False
+        voice = self.session.get("audio", {}).get("output", {}).get("voice", "alloy")
+        response: dict[str, Any] = {
+            "object": "realtime.response",
+            "id": response_id,
+            "status": "in_progress",
+            "status_details": None,
+            "output": [],
+            "conversation_id": "conv_" + self.id.split("_", 1)[-1],
+            "output_modalities": request.get("output_modalities", ["audio"]),
+            "max_output_tokens": "inf",
+            "audio": {"output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": voice}},
+            "usage": None,
+            "metadata": request.get("metadata"),
+        }
+        await self.emit({"type": "response.created", "response": response})
+        self._active = asyncio.ensure_future(self._respond(turn, response))
+
+    async def _gap(self) -> None:
+        """The pause between two deltas; where a response.cancel takes effect."""
+        await asyncio.sleep(self.script.delta_gap)
+        if self._cancel:
+            raise _Cancelled
+
+    async def _respond(self, turn: Turn, response: dict[str, Any]) -> None:
+        response_id = response["id"]
+        speaks = any(isinstance(o, Speech) for o in turn.outputs)
+        if speaks and self.webrtc:
+            await self.emit({"type": "output_audio_buffer.started", "response_id": response_id})
+        try:
+            for index, output in enumerate(turn.outputs):
+                if isinstance(output, Speech):
+                    item = await self._speak(output, response_id, index)
+                else:
+                    item = await self._call_tool(output, response_id, index)
+                response["output"].append(item)
+            response["status"] = "completed"
+        except (_Cancelled, asyncio.CancelledError):
+            response["status"] = "cancelled"
+            response["status_details"] = {"type": "cancelled", "reason": "client_cancelled"}
+        finally:
+            if self.voice is not None:
+                self.voice.speaking = False
+        response["usage"] = {
+            "total_tokens": 100,
+            "input_tokens": 80,
+            "output_tokens": 20,
+            "input_token_details": {"text_tokens": 60, "audio_tokens": 20, "cached_tokens": 0},
+            "output_token_details": {"text_tokens": 5, "audio_tokens": 15},
+        }
+        self.responses.append(response)
+        self._active_id = None
+        await self.emit({"type": "response.done", "response": response})
+        if speaks and self.webrtc:
+            await self.emit({"type": "output_audio_buffer.stopped", "response_id": response_id})
+        if response["status"] == "completed":
+            self._schedule_auto()
+
+    def _add_item(self, item: dict[str, Any]) -> str | None:
+        previous, self._last_item = self._last_item, item["id"]
+        return previous
+
+    async def _speak(self, speech: Speech, response_id: str, index: int) -> dict[str, Any]:
+        text = speech.render(self)
+        item_id = new_id("item")
+        item: dict[str, Any] = {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "message",
+            "status": "in_progress",
+            "role": "assistant",
+            "content": [],
+        }
+        where = {"response_id": response_id, "item_id": item_id, "output_index": index}
+        previous = self._add_item(item)
+        await self.emit(
+            {
+                "type": "response.output_item.added",
+                "response_id": response_id,
+                "output_index": index,
+                "item": dict(item),
+            }
+        )
+        await self.emit(
+            {"type": "conversation.item.added", "previous_item_id": previous, "item": dict(item)}
+        )
+        part = {"type": "audio", "transcript": ""}
+        await self.emit(
+            {"type": "response.content_part.added", **where, "content_index": 0, "part": part}
+        )
+        if self.voice is not None:
+            self.voice.speaking = True
+        for piece in words(text):
+            await self._gap()
+            await self.emit(
+                {
+                    "type": "response.output_audio_transcript.delta",
+                    **where,
+                    "content_index": 0,
+                    "delta": piece,
+                }
+            )
+        if self.voice is not None:
+            self.voice.speaking = False
+        await self.emit({"type": "response.output_audio.done", **where, "content_index": 0})
+        await self.emit(
+            {
+                "type": "response.output_audio_transcript.done",
+                **where,
+                "content_index": 0,
+                "transcript": text,
+            }
+        )
+        await self.emit(
+            {
+                "type": "response.content_part.done",
+                **where,
+                "content_index": 0,
+                "part": {"type": "audio", "transcript": text},
+            }
+        )
+        item["status"] = "completed"
+        item["content"] = [{"type": "output_audio", "transcript": text}]
+        await self.emit(
+            {
+                "type": "response.output_item.done",
+                "response_id": response_id,
+                "output_index": index,
+                "item": item,
+            }
+        )
+        await self.emit(
+            {"type": "conversation.item.done", "previous_item_id": previous, "item": item}
+        )
+        return item
+
+    async def _call_tool(self, call: ToolCall, response_id: str, index: int) -> dict[str, Any]:
+        arguments = (
+            call.arguments if call.arguments is not None else json.dumps({"message": call.message})
+        )
+        item_id = new_id("item")
+        call_id = call.call_id or new_id("call")
+        item: dict[str, Any] = {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "function_call",
+            "status": "in_progress",
+            "name": call.name,
+            "call_id": call_id,
+            "arguments": "",
+        }
+        where = {"response_id": response_id, "item_id": item_id, "output_index": index}
+        previous = self._add_item(item)
+        await self.emit(
+            {
+                "type": "response.output_item.added",
+                "response_id": response_id,
+                "output_index": index,
+                "item": dict(item),
+            }
+        )
+        await self.emit(
+            {"type": "conversation.item.added", "previous_item_id": previous, "item": dict(item)}
+        )
+        for piece in chunks(arguments):
+            await self._gap()
+            await self.emit(
+                {
+                    "type": "response.function_call_arguments.delta",
+                    **where,
+                    "call_id": call_id,
+                    "delta": piece,
+                }
+            )
+        await self.emit(
+            {
+                "type": "response.function_call_arguments.done",
+                **where,
+                "call_id": call_id,
+                "name": call.name,
+                "arguments": arguments,
+            }
+        )
+        item["status"] = "completed"
+        item["arguments"] = arguments
+        self.tool_calls.append(item)
+        await self.emit(
+            {
+                "type": "response.output_item.done",
+                "response_id": response_id,
+                "output_index": index,
+                "item": item,
+            }
+        )
+        await self.emit(
+            {"type": "conversation.item.done", "previous_item_id": previous, "item": item}
+        )
+        return item
