@@ -25,6 +25,8 @@ import httpx
 import openai
 
 from harness import BenchError, Hub, Options, Result, Samples, hub, machine, table
+from hivecall.settings import Settings
+from hivecall.voice.realtime import session_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -33,7 +35,8 @@ from tests.standins.realtime import RealtimeStandin
 NAME = "calls"
 GOAL_P50_MS = 3.0
 KEY = "sk-bench-hivecall-0123456789abcdef0123"
-SESSION = {"type": "realtime", "model": "gpt-realtime", "instructions": "Speak briefly."}
+# The direct mint sends a session of the same shape and size as the hub's.
+SESSION = session_config(Settings(), "You are the voice of echo. " * 60)
 
 
 async def timed(samples: Samples, count: int, request: Callable[[], Awaitable[None]]) -> None:
@@ -53,7 +56,10 @@ async def measure(
     async with httpx.AsyncClient(base_url=running.url, headers=running.auth, timeout=30) as c:
 
         async def mint_direct() -> None:
-            made = await sdk.realtime.client_secrets.create(session=SESSION)  # type: ignore[arg-type]
+            made = await sdk.realtime.client_secrets.create(
+                expires_after={"anchor": "created_at", "seconds": 120},
+                extra_body={"session": SESSION},
+            )
             if not made.value.startswith("ek_"):
                 raise BenchError(f"the stand-in minted {made.value!r}")
 

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bridge_overhead
 import call_setup
+import compat_chat
 from harness import BenchError, Options, Result
 
 Benchmark = Callable[[Options], Awaitable[Result]]
@@ -30,6 +31,7 @@ Benchmark = Callable[[Options], Awaitable[Result]]
 # Name -> benchmark, run in this order by default. Add new ones here.
 BENCHMARKS: dict[str, Benchmark] = {
     bridge_overhead.NAME: bridge_overhead.run,
+    compat_chat.NAME: compat_chat.run,
     call_setup.NAME: call_setup.run,
 }
 

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from hivecall.app import create_app
+from hivecall.app import create_app, freeze_startup_heap
 from hivecall.logs import setup_logging
 from hivecall.settings import Settings, load
 
@@ -80,6 +80,7 @@ def main() -> None:
     setup_logging(settings.log_level)
     exit_with_parent(os.getppid())
     app = build(settings, workspace)
+    freeze_startup_heap()  # as `hivecall serve` does
     profiler = cProfile.Profile() if args.profile else None
     if profiler:
         profiler.enable()

@@ -169,7 +169,8 @@ def test_doctor_names_what_is_missing_without_secrets(env: dict[str, str]) -> No
     assert SECRET not in out
     bare = {k: v for k, v in env.items() if k not in ("OPENAI_API_KEY", "LIVEKIT_API_SECRET")}
     out = cli(bare, "doctor").stdout
-    assert "missing: set OPENAI_API_KEY" in out
+    assert "missing: add it in the dashboard's Settings or set OPENAI_API_KEY" in out
+    assert "byok calls" in out and "unavailable: no OpenAI key" in out
 
 
 @pytest.mark.slow

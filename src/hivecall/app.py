@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from hivecall import compat
 from hivecall.errors import HivecallError
 from hivecall.hub import Hub
 from hivecall.settings import Settings
-from hivecall.web import api, calls_api, pages
+from hivecall.web import api, calls_api, mobile, pages, pairing_api
 from hivecall.web.http import on_hivecall_error, on_http_error, on_unexpected
 
 
@@ -52,10 +53,12 @@ def create_app(
 
     app = Starlette(
         routes=[
+            *compat.routes,  # first: the busiest routes, and routes match in order
             *api.routes,
             *calls_api.routes,
+            *pairing_api.routes,
             *pages.routes,
-            *compat.routes,
+            *mobile.routes,
             Mount("/static", StaticFiles(packages=[("hivecall.web", "static")]), name="static"),
         ],
         exception_handlers={
@@ -66,6 +69,17 @@ def create_app(
         lifespan=lifespan,
     )
     return app
+
+
+def freeze_startup_heap() -> None:
+    """Keep what exists now (imported modules, the app) out of the cyclic GC's scans.
+
+    Call once in a serving process, after the app is built and before it serves. Python's
+    full collections otherwise walk every object the imports made, ~80 ms each, every few
+    thousand requests: a quarter of the CPU of a busy hub, and its worst latencies.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def announce_owner_token(settings: Settings, token: str) -> None:

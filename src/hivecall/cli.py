@@ -95,7 +95,7 @@ def serve(
     """Run the hub (dashboard and API) until interrupted."""
     import uvicorn
 
-    from hivecall.app import create_app
+    from hivecall.app import create_app, freeze_startup_heap
 
     settings = settings_of(ctx).replace(
         **{k: v for k, v in {"host": host, "port": port}.items() if v is not None}
@@ -111,6 +111,7 @@ def serve(
         typer.echo(
             f"OpenAI/Ollama-compatible API also on {compat_host}:{settings.compat_port}", err=True
         )
+    freeze_startup_heap()
     uvicorn.run(
         application,
         host=settings.host,
@@ -141,7 +142,9 @@ def doctor(ctx: typer.Context) -> None:
         ),
         (
             "OpenAI key (BYOK calls)",
-            "set" if s.openai_api_key else "missing: set OPENAI_API_KEY or OPENAI_REALTIME_KEY",
+            "set"
+            if s.openai_api_key
+            else "missing: add it in the dashboard's Settings or set OPENAI_API_KEY",
         ),
         ("OpenAI base URL", s.openai_base_url),
         ("realtime model", f"{s.realtime_model} (voice {s.realtime_voice})"),
@@ -166,12 +169,20 @@ def doctor(ctx: typer.Context) -> None:
         ("agent CLIs on PATH", ", ".join(found) or "none found (the echo agent stands in)")
     )
 
-    async def check_store(hub: Hub) -> int:
-        return len(await hub.agents.list())
+    async def check_store(hub: Hub) -> tuple[int, Settings]:
+        return len(await hub.agents.list()), hub.settings
 
     try:
-        count = with_hub(ctx, check_store)
+        count, effective = with_hub(ctx, check_store)
         lines.append(("store", f"ok, {count} agent(s)"))
+        if effective.openai_api_key and not s.openai_api_key:
+            key_row = next(i for i, (k, _) in enumerate(lines) if k.startswith("OpenAI key"))
+            lines[key_row] = (lines[key_row][0], "set (saved from the dashboard)")
+        from hivecall.calls.modes import all_modes
+
+        for mode in all_modes(effective):
+            state = "available" if mode.available else f"unavailable: {mode.reason}"
+            lines.append((f"{mode.name} calls", state))
     except typer.Exit:
         lines.append(("store", "cannot be opened (see the error above)"))
     width = max(len(k) for k, _ in lines)
@@ -554,6 +565,73 @@ def keys_revoke(
 
 
 # -- end of keys -------------------------------------------------------------------------------
+
+
+# -- phones (pairing codes and paired devices; see hivecall/pairing.py) -----------------------
+
+devices_app = typer.Typer(help="Paired phones.", no_args_is_help=True)
+app.add_typer(devices_app, name="devices")
+
+
+@app.command()
+def pair(ctx: typer.Context) -> None:
+    """Make a pairing code for a phone: print it, its link and a QR code to scan."""
+    from hivecall.pairing import NewCode, lan_hint, qr_terminal
+
+    settings = settings_of(ctx)
+    url = settings.resolved_public_url
+
+    async def work(hub: Hub) -> NewCode:
+        return await hub.pairing.create(
+            ttl=hub.settings.pairing_code_ttl, public_url=url, created_by="cli"
+        )
+
+    made = with_hub(ctx, work)
+    view = made.public()
+    typer.echo("Scan this with the phone's camera, or open the link on the phone:\n")
+    typer.echo(qr_terminal(made.url))
+    typer.echo(f"  link: {made.url}")
+    typer.echo(f"  code: {view['code']}  (works once, for {made.ttl // 60}:{made.ttl % 60:02d})")
+    if hint := lan_hint(url):
+        typer.secho(f"\nwarning: {hint}", err=True, fg=typer.colors.YELLOW)
+
+
+@devices_app.command("list")
+def devices_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List paired phones (names, when paired, last seen; never their tokens)."""
+
+    async def work(hub: Hub) -> list[dict[str, Any]]:
+        return [d.public() for d in await hub.pairing.devices()]
+
+    devices = with_hub(ctx, work)
+    if as_json:
+        typer.echo(json.dumps(devices, indent=2))
+        return
+    if not devices:
+        typer.echo("No paired phones. Pair one: hivecall pair")
+        return
+    for d in devices:
+        seen = (d["last_seen_at"] or "never")[:19]
+        typer.echo(f"{d['id']}  {d['name']:<24} paired {d['paired_at'][:19]}  last seen {seen}")
+
+
+@devices_app.command("revoke")
+def devices_revoke(
+    ctx: typer.Context,
+    device: Annotated[str, typer.Argument(help="The device's name or id.")],
+) -> None:
+    """Unpair a phone (a running hub refuses its token within 2 seconds)."""
+
+    async def work(hub: Hub) -> str:
+        return (await hub.pairing.revoke(device)).name
+
+    typer.echo(f"revoked {with_hub(ctx, work)}")
+
+
+# -- end of phones ---------------------------------------------------------------------------
 
 
 def main() -> None:

@@ -23,6 +23,10 @@ class HivecallError(Exception):
     def as_dict(self) -> dict[str, dict[str, str]]:
         return {"error": {"code": self.code, "message": self.message}}
 
+    def headers(self) -> dict[str, str]:
+        """Extra response headers (e.g. Retry-After); none by default."""
+        return {}
+
 
 class ConfigError(HivecallError):
     code = "config_error"
@@ -56,6 +60,21 @@ class Conflict(HivecallError):
 class PayloadTooLarge(HivecallError):
     code = "payload_too_large"
     status = 413
+
+
+class TooManyRequests(HivecallError):
+    """Too many attempts from one caller; `retry_after` says when to try again (seconds)."""
+
+    code = "too_many_requests"
+    status = 429
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = max(1, retry_after)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class UpstreamError(HivecallError):

@@ -13,6 +13,7 @@ from hivecall.agents.records import AgentCreate, Agents
 from hivecall.auth import Tokens
 from hivecall.bridge import Bridge
 from hivecall.calls import Calls
+from hivecall.pairing import Pairing
 from hivecall.preferences import Preferences
 from hivecall.runtimes import Runtimes
 from hivecall.runtimes.presets import PRESETS
@@ -40,6 +41,7 @@ class Hub:
     calls: Calls
     minter: RealtimeMinter
     contexts: ContextCache
+    pairing: Pairing
     # Set when this start generated the owner token: shown once, then forgotten.
     new_owner_token: str | None = None
 
@@ -70,17 +72,20 @@ class Hub:
             max_message_chars=settings.max_message_chars,
             spoken_max_chars=settings.spoken_max_chars,
         )
+        tokens = Tokens(store=store)
+        calls = Calls(store=store)
         hub = cls(
             settings,
             store,
-            Tokens(store=store),
+            tokens,
             agents,
             runtimes,
             bridge,
             prefs,
-            Calls(store=store),
+            calls,
             RealtimeMinter(),
             ContextCache(bridge.recent),
+            Pairing(store=store, tokens=tokens, calls=calls),
         )
         return hub
 

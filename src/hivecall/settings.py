@@ -117,6 +117,13 @@ class Settings:
         default=10.0,
         metadata=_row("Seconds to wait for OpenAI when minting a call.", "HIVECALL_OPENAI_TIMEOUT"),
     )
+    pairing_code_ttl: int = field(
+        default=300,
+        metadata=_row(
+            "Seconds a phone pairing code stays valid (it works once).",
+            "HIVECALL_PAIRING_CODE_TTL",
+        ),
+    )
     livekit_url: str = field(
         default="", metadata=_row("LiveKit server URL for cloud calls.", "LIVEKIT_URL")
     )
@@ -174,6 +181,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.default_call_mode not in CALL_MODES:
             raise ConfigError(f"default_call_mode must be one of: {', '.join(CALL_MODES)}")
+        if self.pairing_code_ttl < 1:
+            raise ConfigError("pairing_code_ttl must be at least 1 second")
 
     @property
     def resolved_database_url(self) -> str:

@@ -87,7 +87,8 @@ async def test_a_call_reaches_the_agent_and_shows_the_latest_caption(
     await page.wait_for_selector("#call-working:visible", timeout=T)
     await shot(page, "working")
     assert await page.text_content("#call-user") == f"You: {USER_REQUEST}"
-    await page.wait_for_selector("#call-caption:text('The agent says:')", timeout=T)
+    # The answer's words stream in; wait for the part that quotes the agent's reply.
+    await page.wait_for_selector(f"#call-caption:has-text('{TOOL_MESSAGE}')", timeout=T)
     await page.wait_for_selector("#call-working", state="hidden", timeout=T)
     await shot(page, "answer")
     caption = await page.text_content("#call-caption") or ""

@@ -8,11 +8,12 @@ import httpx
 import openai
 import pytest
 from openai import AsyncOpenAI
+from openai.types.realtime import RealtimeFunctionToolParam, RealtimeSessionCreateRequestParam
 
 from tests.keys import FAKE_OPENAI_KEY
 from tests.standins.realtime import RealtimeStandin
 
-TOOL = {
+TOOL: RealtimeFunctionToolParam = {
     "type": "function",
     "name": "ask_computer_agent",
     "description": "Ask the agent on the user's computer.",
@@ -22,7 +23,7 @@ TOOL = {
         "required": ["message"],
     },
 }
-SESSION = {
+SESSION: RealtimeSessionCreateRequestParam = {
     "type": "realtime",
     "model": "gpt-realtime",
     "instructions": "You are the voice of a coding agent.",

@@ -26,7 +26,7 @@ class ServerThread:
         *,
         name: str,
         lifespan: Literal["on", "off"] = "off",
-        ws: Literal["none", "auto", "wsproto", "websockets"] = "none",
+        ws: Literal["none", "auto", "wsproto", "websockets", "websockets-sansio"] = "none",
     ) -> None:
         self.app = app
         self.name = name

@@ -22,8 +22,8 @@ from hivecall.agents.records import AgentRecord
 from hivecall.bridge import TurnHandle, TurnRequest
 from hivecall.compat.shapes import UnknownModel
 from hivecall.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from hivecall.hub import Hub
 from hivecall.runtimes import ChatMessage
-from hivecall.web.http import hub_of
 
 API_KIND = "api"
 SCOPE = "compat"
@@ -53,12 +53,12 @@ class Gate:
     def __init__(self, *, open_agents: frozenset[str] = frozenset()) -> None:
         self.open_agents = open_agents
 
-    async def access(self, request: Request) -> Access:
+    async def access(self, request: Request, hub: Hub) -> Access:
         header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
         value = value.strip()
         if scheme.lower() == "bearer" and value:
-            principal = await hub_of(request).tokens.verify(value)
+            principal = await hub.tokens.verify(value)
             if principal is not None:
                 if not principal.can(SCOPE):
                     raise Forbidden(f"this token may not use the compat API (needs {SCOPE})")
@@ -74,20 +74,20 @@ class Gate:
             "send an API key as Authorization: Bearer <key> (make one: hivecall keys create)"
         )
 
-    async def agent(self, request: Request, access: Access, model: str) -> AgentRecord:
+    async def agent(self, hub: Hub, access: Access, model: str) -> AgentRecord:
         """The agent a request's `model` names, if this caller may use it."""
         name = model.removesuffix(LATEST) if model.endswith(LATEST) else model
         try:
-            agent = await hub_of(request).agents.get(name)
+            agent = await hub.agents.get(name)
         except NotFound:
             agent = None
         if agent is None or not access.allows(agent):
             raise UnknownModel(model)
         return agent
 
-    async def visible(self, request: Request, access: Access) -> list[AgentRecord]:
+    async def visible(self, hub: Hub, access: Access) -> list[AgentRecord]:
         """Every agent this caller may use, oldest first."""
-        return [a for a in await hub_of(request).agents.list() if access.allows(a)]
+        return [a for a in await hub.agents.list() if access.allows(a)]
 
 
 def session_of(request: Request) -> str | None:
@@ -105,6 +105,7 @@ def session_of(request: Request) -> str | None:
 
 
 async def start_turn(
+    hub: Hub,
     request: Request,
     agent: AgentRecord,
     message: str,
@@ -113,7 +114,7 @@ async def start_turn(
     history: tuple[ChatMessage, ...] | None = None,
 ) -> TurnHandle:
     """One bridge turn on `agent`, persisted and recorded like any other."""
-    return await hub_of(request).bridge.start(
+    return await hub.bridge.start(
         TurnRequest(
             agent=agent.id,
             message=message,

@@ -29,7 +29,7 @@ from hivecall.compat.access import Gate, start_turn
 from hivecall.compat.shapes import shaped
 from hivecall.errors import BadRequest
 from hivecall.runtimes import ChatMessage
-from hivecall.web.http import ok, read_json
+from hivecall.web.http import hub_of, ok, read_json
 
 # The Ollama API version hivecall speaks (clients parse it as numbers; some compare it).
 OLLAMA_VERSION = "0.9.0"
@@ -153,22 +153,24 @@ class OllamaRoutes:
         return ok({"version": OLLAMA_VERSION})
 
     async def tags(self, request: Request) -> Response:
-        access = await self.gate.access(request)
-        agents = await self.gate.visible(request, access)
+        hub = hub_of(request)
+        access = await self.gate.access(request, hub)
+        agents = await self.gate.visible(hub, access)
         return ok({"models": [tag_view(a) for a in agents]})
 
     async def ps(self, request: Request) -> Response:
         # Agents are not models held in memory: nothing is ever "loaded".
-        await self.gate.access(request)
+        await self.gate.access(request, hub_of(request))
         return ok({"models": []})
 
     async def show(self, request: Request) -> Response:
-        access = await self.gate.access(request)
+        hub = hub_of(request)
+        access = await self.gate.access(request, hub)
         body = await read_json(request, ShowBody)
         model = body.model or body.name
         if not model:
             raise BadRequest("model: is required", code="invalid_request")
-        agent = await self.gate.agent(request, access, model)
+        agent = await self.gate.agent(hub, access, model)
         return ok(
             {
                 "modelfile": "",
@@ -182,9 +184,10 @@ class OllamaRoutes:
         )
 
     async def chat(self, request: Request) -> Response:
-        access = await self.gate.access(request)
+        hub = hub_of(request)
+        access = await self.gate.access(request, hub)
         body = await read_json(request, ChatBody)
-        agent = await self.gate.agent(request, access, body.model)
+        agent = await self.gate.agent(hub, access, body.model)
         if not body.messages:
             return self._answer(body.stream, _loaded(body.model, body.keep_alive, "message"))
         last = body.messages[-1]
@@ -196,17 +199,18 @@ class OllamaRoutes:
             if m.role in ("user", "assistant")
         )
         handle = await start_turn(
-            request, agent, last.content or "", source="ollama", history=history
+            hub, request, agent, last.content or "", source="ollama", history=history
         )
         return await self._reply(handle, body.model, body.stream, _message)
 
     async def generate(self, request: Request) -> Response:
-        access = await self.gate.access(request)
+        hub = hub_of(request)
+        access = await self.gate.access(request, hub)
         body = await read_json(request, GenerateBody)
-        agent = await self.gate.agent(request, access, body.model)
+        agent = await self.gate.agent(hub, access, body.model)
         if not body.prompt:
             return self._answer(body.stream, _loaded(body.model, body.keep_alive, "response"))
-        handle = await start_turn(request, agent, body.prompt, source="ollama")
+        handle = await start_turn(hub, request, agent, body.prompt, source="ollama")
         return await self._reply(handle, body.model, body.stream, _response)
 
     @staticmethod

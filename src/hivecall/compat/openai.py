@@ -25,7 +25,7 @@ from hivecall.bridge import TurnHandle, TurnResult
 from hivecall.compat.access import Gate, start_turn
 from hivecall.compat.shapes import shaped
 from hivecall.runtimes import ChatMessage
-from hivecall.web.http import ok, read_json
+from hivecall.web.http import hub_of, ok, read_json
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
@@ -154,20 +154,24 @@ class OpenAIRoutes:
         self.gate = gate
 
     async def models(self, request: Request) -> Response:
-        access = await self.gate.access(request)
-        agents = await self.gate.visible(request, access)
+        hub = hub_of(request)
+        access = await self.gate.access(request, hub)
+        agents = await self.gate.visible(hub, access)
         return ok({"object": "list", "data": [model_view(a) for a in agents]})
 
     async def model(self, request: Request) -> Response:
-        access = await self.gate.access(request)
-        agent = await self.gate.agent(request, access, request.path_params["model"])
+        hub = hub_of(request)
+        access = await self.gate.access(request, hub)
+        agent = await self.gate.agent(hub, access, request.path_params["model"])
         return ok(model_view(agent))
 
     async def chat(self, request: Request) -> Response:
-        access = await self.gate.access(request)
+        hub = hub_of(request)
+        access = await self.gate.access(request, hub)
         body = await read_json(request, ChatCompletionRequest)
-        agent = await self.gate.agent(request, access, body.model)
+        agent = await self.gate.agent(hub, access, body.model)
         handle = await start_turn(
+            hub,
             request,
             agent,
             body.messages[-1].text(),

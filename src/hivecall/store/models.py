@@ -145,3 +145,19 @@ class CallLine(Base):
     turn_id: Mapped[str | None] = mapped_column(String(32), default=None)
 
     __table_args__ = (Index("ix_call_lines_call", "call_id", "id"),)
+
+
+class PairingCode(Base):
+    """A short code the owner hands a phone to pair it: single use, short-lived, stored hashed.
+
+    Claiming it sets `used_at` and `device_id` (the device it paired; its token's subject).
+    """
+
+    __tablename__ = "pairing_codes"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+    device_id: Mapped[str | None] = mapped_column(String(64), default=None)

@@ -96,9 +96,11 @@ class RealtimeMinter:
         self, client: openai.AsyncOpenAI, settings: Settings, instructions: str
     ) -> ClientSecret:
         try:
+            # The session goes as a ready JSON body: the SDK's typed-params transform walks
+            # every key of it (a millisecond per call for the instructions and the tool).
             made = await client.realtime.client_secrets.create(
                 expires_after={"anchor": "created_at", "seconds": settings.call_secret_ttl},
-                session=session_config(settings, instructions),  # type: ignore[arg-type]
+                extra_body={"session": session_config(settings, instructions)},
             )
         except openai.APIError as e:
             raise _explain(e) from None

@@ -73,7 +73,9 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 
 async def on_hivecall_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HivecallError)
-    return error_response(exc.status, exc.code, exc.message)
+    response = error_response(exc.status, exc.code, exc.message)
+    response.headers.update(exc.headers())
+    return response
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}

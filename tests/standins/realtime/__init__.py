@@ -9,6 +9,11 @@
   conversation.item.added/done, response.* with transcript deltas and function calls, errors),
   following a script (see `script.py`; `default_script()` is a typical call with one
   `ask_computer_agent` tool call).
+- `GET /v1/realtime?model=…` is the websocket form (the openai SDK's `realtime.connect()`,
+  livekit-plugins-openai): bearer user key or secret, the same events, audio as
+  `response.output_audio.delta` events, text with `output_modalities: ["text"]`.
+
+aiortc answers on 127.0.0.1 only after `allow_loopback_ice()` (media.py), which `start()` calls.
 """
 
 from tests.standins.realtime.script import (

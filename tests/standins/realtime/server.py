@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tests.keys import FAKE_OPENAI_KEY
 from tests.standins.realtime.media import VoiceTrack, allow_loopback_ice
@@ -77,23 +79,25 @@ class RealtimeStandin:
     """OpenAI Realtime on 127.0.0.1. `with RealtimeStandin() as rt:` or `start()`/`close()`.
 
     Scripting (set before the call it should affect):
-      `script` (a Script; a fresh default_script() per call unless set), `mint_delay`,
+      `script` (a Script, default_script(); each conversation runs a copy), `mint_delay`,
       `fail_mint(status, ...)`, `fail_calls(status, ...)`, `expire(secret_value)`.
     Records:
       `requests` (every HTTP request), `mints` (client_secrets bodies that succeeded),
       `secrets` (value -> Secret), `mint_seconds` (server time per successful mint),
-      `calls` (RealtimeSession per WebRTC call, in order).
+      `calls` (RealtimeSession per WebRTC call, in order), `sockets` (one per websocket).
     """
 
     def __init__(self, *, api_key: str = DEFAULT_KEY) -> None:
         self.api_key = api_key
-        self.script_factory: Callable[[], Script] = default_script
+        # What the "model" does in later conversations; set it or change it before they start.
+        self.script: Script = default_script()
         self.mint_delay = 0.0
         self.requests: list[Recorded] = []
         self.mints: list[Any] = []
         self.mint_seconds: list[float] = []
         self.secrets: dict[str, Secret] = {}
         self.calls: list[RealtimeSession] = []
+        self.sockets: list[RealtimeSession] = []
         self._mint_failure: Failure | None = None
         self._call_failure: Failure | None = None
         self._peers: list[RTCPeerConnection] = []
@@ -102,6 +106,7 @@ class RealtimeStandin:
             routes=[
                 Route("/v1/realtime/client_secrets", self._client_secrets, methods=["POST"]),
                 Route("/v1/realtime/calls", self._calls, methods=["POST"]),
+                WebSocketRoute("/v1/realtime", self._websocket),
                 Route("/{path:path}", self._unknown, methods=["GET", "POST", "PUT", "DELETE"]),
             ],
             middleware=[
@@ -116,23 +121,15 @@ class RealtimeStandin:
             ],
             lifespan=self._lifespan,
         )
-        self.server = ServerThread(app, name="realtime-standin", lifespan="on")
+        self.server = ServerThread(
+            app, name="realtime-standin", lifespan="on", ws="websockets-sansio"
+        )
 
     # -- scripting --------------------------------------------------------------------------------
 
-    @property
-    def script(self) -> Script:
-        return self.script_factory()
-
-    @script.setter
-    def script(self, script: Script) -> None:
-        """Every later call runs a copy of this script."""
-        self.script_factory = lambda: Script(
-            turns=list(script.turns),
-            fallback=script.fallback,
-            delta_gap=script.delta_gap,
-            user_delay=script.user_delay,
-        )
+    def _script_copy(self) -> Script:
+        """Each conversation runs its own copy of `script` (it keeps its place in it)."""
+        return dataclasses.replace(self.script, turns=list(self.script.turns))
 
     def fail_mint(
         self,
@@ -162,7 +159,7 @@ class RealtimeStandin:
         """Forget failures, delays and the script; keep the records."""
         self._mint_failure = self._call_failure = None
         self.mint_delay = 0.0
-        self.script_factory = default_script
+        self.script = default_script()
 
     def expire(self, value: str) -> None:
         """Make a minted secret expired from now on."""
@@ -215,7 +212,7 @@ class RealtimeStandin:
     @contextlib.asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         yield
-        for call in self.calls:
+        for call in [*self.calls, *self.sockets]:
             await call.close()
         for pc in self._peers:
             with contextlib.suppress(Exception):
@@ -237,6 +234,44 @@ class RealtimeStandin:
         end = time.monotonic() + seconds
         while not self._closing and (left := end - time.monotonic()) > 0:
             await asyncio.sleep(min(left, 0.02))
+
+    async def _websocket(self, ws: WebSocket) -> None:
+        """`GET /v1/realtime?model=…` with the user's key (or a minted secret) as bearer."""
+        record = Recorded("GET", ws.url.path, {k.lower(): v for k, v in ws.headers.items()}, None)
+        self.requests.append(record)
+        key = bearer(ws.headers.get("authorization"))
+        secret = self.secrets.get(key or "")
+        if key != self.api_key and (secret is None or secret.expires_at <= time.time()):
+            record.status = 401
+            await ws.send_denial_response(bad_key(key))
+            return
+        model = ws.query_params.get("model")
+        if secret is not None:
+            session = copy.deepcopy(secret.session)
+        else:
+            session = merge(default_session(), {"id": new_id("sess"), "expires_at": 0})
+            if model:
+                session["model"] = model
+        record.status = 101
+        await ws.accept()
+
+        async def send(text: str) -> None:
+            await ws.send_text(text)
+
+        conversation = RealtimeSession(
+            session=session, script=self._script_copy(), send=send, webrtc=False
+        )
+        self.sockets.append(conversation)
+        conversation.connection_state = "connected"
+        await conversation.open()
+        try:
+            while True:
+                await conversation.receive(await ws.receive_text())
+        except WebSocketDisconnect:
+            pass
+        finally:
+            conversation.connection_state = "closed"
+            await conversation.close()
 
     async def _unknown(self, request: Request) -> Response:
         self._record(request, None).status = 404
@@ -345,7 +380,7 @@ class RealtimeStandin:
 
         call = RealtimeSession(
             session=copy.deepcopy(secret.session),
-            script=self.script,
+            script=self._script_copy(),
             send=send,
             webrtc=True,
             voice=voice,

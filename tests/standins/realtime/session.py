@@ -8,6 +8,7 @@ thread (lists and dicts only grow) and wait with `wait_for`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import re
@@ -20,6 +21,8 @@ from tests.standins.realtime.protocol import CLIENT_EVENTS, error_event, merge, 
 from tests.standins.realtime.script import Script, Speech, ToolCall, Turn
 
 Event = dict[str, Any]
+# 20 ms of 24 kHz pcm16 silence: the audio of one websocket `response.output_audio.delta`.
+SILENCE = base64.b64encode(bytes(960)).decode()
 
 
 class _Cancelled(Exception):
@@ -54,6 +57,7 @@ class RealtimeSession:
         self.webrtc = webrtc
         self.voice = voice
         self.audio = AudioSink()  # the caller's microphone (WebRTC)
+        self.input_audio_bytes = 0  # audio appended over a websocket (input_audio_buffer.append)
         self.connection_state = "new"
         self.received: list[Event] = []  # client events, in order (malformed ones as {"raw"})
         self.sent: list[Event] = []  # server events, in order
@@ -91,11 +95,11 @@ class RealtimeSession:
 
     @property
     def transcripts(self) -> list[str]:
-        """What the model said, one entry per finished audio message."""
+        """What the model said, one entry per finished message (audio transcript or text)."""
         return [
-            str(e["transcript"])
+            str(e.get("transcript", e.get("text")))
             for e in self.sent
-            if e["type"] == "response.output_audio_transcript.done"
+            if e["type"] in ("response.output_audio_transcript.done", "response.output_text.done")
         ]
 
     @property
@@ -279,12 +283,54 @@ class RealtimeSession:
         if self.webrtc and self._active_id:
             await self.emit({"type": "output_audio_buffer.cleared", "response_id": self._active_id})
 
+    async def _item_delete(self, event: Event) -> None:
+        item_id = event.get("item_id")
+        if not isinstance(item_id, str):
+            return await self._missing("item_id", event)
+        await self.emit({"type": "conversation.item.deleted", "item_id": item_id})
+
+    async def _item_truncate(self, event: Event) -> None:
+        item_id = event.get("item_id")
+        if not isinstance(item_id, str):
+            return await self._missing("item_id", event)
+        await self.emit(
+            {
+                "type": "conversation.item.truncated",
+                "item_id": item_id,
+                "content_index": event.get("content_index", 0),
+                "audio_end_ms": event.get("audio_end_ms", 0),
+            }
+        )
+
+    async def _audio_append(self, event: Event) -> None:
+        with contextlib.suppress(ValueError, TypeError):
+            self.input_audio_bytes += len(base64.b64decode(event.get("audio") or ""))
+
+    async def _audio_clear(self, event: Event) -> None:
+        await self.emit({"type": "input_audio_buffer.cleared"})
+
+    async def _audio_commit(self, event: Event) -> None:
+        item_id = new_id("item")
+        previous, self._last_item = self._last_item, item_id
+        await self.emit(
+            {
+                "type": "input_audio_buffer.committed",
+                "previous_item_id": previous,
+                "item_id": item_id,
+            }
+        )
+
     _handlers: ClassVar[dict[str, Callable[[RealtimeSession, Event], Awaitable[None]]]] = {
         "session.update": _session_update,
         "conversation.item.create": _item_create,
         "response.create": _response_create,
         "response.cancel": _response_cancel,
         "output_audio_buffer.clear": _output_clear,
+        "conversation.item.delete": _item_delete,
+        "conversation.item.truncate": _item_truncate,
+        "input_audio_buffer.append": _audio_append,
+        "input_audio_buffer.clear": _audio_clear,
+        "input_audio_buffer.commit": _audio_commit,
     }
 
     # -- the model ------------------------------------------------------------------------------
@@ -307,6 +353,8 @@ class RealtimeSession:
             await asyncio.sleep(0.01)
         if turn.user is not None:
             await self._user_speaks(turn.user)
+        while self.busy:  # the client may have started one meanwhile
+            await asyncio.sleep(0.01)
         if turn.outputs:
             await self._begin(turn, {})
 
@@ -372,7 +420,9 @@ class RealtimeSession:
             "status_details": None,
             "output": [],
             "conversation_id": "conv_" + self.id.split("_", 1)[-1],
-            "output_modalities": request.get("output_modalities", ["audio"]),
+            "output_modalities": request.get(
+                "output_modalities", self.session.get("output_modalities", ["audio"])
+            ),
             "max_output_tokens": "inf",
             "audio": {"output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": voice}},
             "usage": None,
@@ -389,13 +439,14 @@ class RealtimeSession:
 
     async def _respond(self, turn: Turn, response: dict[str, Any]) -> None:
         response_id = response["id"]
-        speaks = any(isinstance(o, Speech) for o in turn.outputs)
+        text_only = "audio" not in response["output_modalities"]
+        speaks = not text_only and any(isinstance(o, Speech) for o in turn.outputs)
         if speaks and self.webrtc:
             await self.emit({"type": "output_audio_buffer.started", "response_id": response_id})
         try:
             for index, output in enumerate(turn.outputs):
                 if isinstance(output, Speech):
-                    item = await self._speak(output, response_id, index)
+                    item = await self._speak(output, response_id, index, text_only=text_only)
                 else:
                     item = await self._call_tool(output, response_id, index)
                 response["output"].append(item)
@@ -425,7 +476,10 @@ class RealtimeSession:
         previous, self._last_item = self._last_item, item["id"]
         return previous
 
-    async def _speak(self, speech: Speech, response_id: str, index: int) -> dict[str, Any]:
+    async def _speak(
+        self, speech: Speech, response_id: str, index: int, *, text_only: bool
+    ) -> dict[str, Any]:
+        """An assistant message: audio with its transcript, or text (output_modalities text)."""
         text = speech.render(self)
         item_id = new_id("item")
         item: dict[str, Any] = {
@@ -437,6 +491,7 @@ class RealtimeSession:
             "content": [],
         }
         where = {"response_id": response_id, "item_id": item_id, "output_index": index}
+        at = {**where, "content_index": 0}
         previous = self._add_item(item)
         await self.emit(
             {
@@ -449,43 +504,36 @@ class RealtimeSession:
         await self.emit(
             {"type": "conversation.item.added", "previous_item_id": previous, "item": dict(item)}
         )
-        part = {"type": "audio", "transcript": ""}
+        kind, key = ("text", "text") if text_only else ("audio", "transcript")
         await self.emit(
-            {"type": "response.content_part.added", **where, "content_index": 0, "part": part}
+            {"type": "response.content_part.added", **at, "part": {"type": kind, key: ""}}
         )
         if self.voice is not None:
             self.voice.speaking = True
         for piece in words(text):
             await self._gap()
+            if text_only:
+                await self.emit({"type": "response.output_text.delta", **at, "delta": piece})
+                continue
+            if not self.webrtc:  # over a websocket the audio itself comes as events too
+                await self.emit({"type": "response.output_audio.delta", **at, "delta": SILENCE})
             await self.emit(
-                {
-                    "type": "response.output_audio_transcript.delta",
-                    **where,
-                    "content_index": 0,
-                    "delta": piece,
-                }
+                {"type": "response.output_audio_transcript.delta", **at, "delta": piece}
             )
         if self.voice is not None:
             self.voice.speaking = False
-        await self.emit({"type": "response.output_audio.done", **where, "content_index": 0})
+        if text_only:
+            await self.emit({"type": "response.output_text.done", **at, "text": text})
+        else:
+            await self.emit({"type": "response.output_audio.done", **at})
+            await self.emit(
+                {"type": "response.output_audio_transcript.done", **at, "transcript": text}
+            )
         await self.emit(
-            {
-                "type": "response.output_audio_transcript.done",
-                **where,
-                "content_index": 0,
-                "transcript": text,
-            }
-        )
-        await self.emit(
-            {
-                "type": "response.content_part.done",
-                **where,
-                "content_index": 0,
-                "part": {"type": "audio", "transcript": text},
-            }
+            {"type": "response.content_part.done", **at, "part": {"type": kind, key: text}}
         )
         item["status"] = "completed"
-        item["content"] = [{"type": "output_audio", "transcript": text}]
+        item["content"] = [{"type": f"output_{kind}", key: text}]
         await self.emit(
             {
                 "type": "response.output_item.done",

@@ -1,9 +1,11 @@
 // The dashboard: agents with a Call button, the call modal, call history, settings, text turns.
 import { makeApi } from "/static/api.js";
 import { openCallModal } from "/static/callmodal.js";
+import { setupPhonePanel } from "/static/phone.js";
 
 const $ = (id) => document.getElementById(id);
 const api = makeApi();
+const loadDevices = setupPhonePanel(api);
 let agents = [];
 
 function el(tag, props = {}, ...children) {
@@ -160,8 +162,8 @@ async function start() {
     const health = await api("/api/health");
     $("hub-state").textContent = `v${health.version} · ${health.database}`;
     await loadAgents();
-    await Promise.all([loadModes(), loadCalls(), loadSettings(), loadTurns()]);
-    for (const id of ["nav", "agents-panel", "calls-panel", "settings-panel", "ask-panel", "turns-panel"]) $(id).hidden = false;
+    await Promise.all([loadModes(), loadCalls(), loadSettings(), loadTurns(), loadDevices()]);
+    for (const id of ["nav", "agents-panel", "calls-panel", "phone-panel", "settings-panel", "ask-panel", "turns-panel"]) $(id).hidden = false;
     document.body.dataset.ready = "1";
   } catch (err) {
     if (err.status === 401) $("signin").hidden = false;
