@@ -89,6 +89,9 @@ def test_two_writes_of_one_turn_keep_their_order() -> None:
         fresh = write("insert", {"id": "c", "status": "running"})
         # Distinct turns: one statement per shape. A turn twice: strictly in order.
         assert [len(rows) for _, rows in _grouped([other_done, fresh])] == [1, 1]
+        more = write("insert", {"id": "d", "status": "running"})
+        odd = write("insert", {"id": "e", "status": "queued", "call_id": "x"})
+        assert [len(rows) for _, rows in _grouped([fresh, odd, more])] == [2, 1]
         grouped = _grouped([other_done, running, b_done])
         order = [(row["w_id"], row["v_status"]) for _, rows in grouped for row in rows]
         assert order == [("a", "done"), ("b", "running"), ("b", "done")]
@@ -168,3 +171,18 @@ async def _pragmas(hub: Hub) -> tuple[Any, Any]:
         busy = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
         auto = (await conn.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar()
     return busy, auto
+
+
+async def test_a_turn_stored_as_the_hub_stops_is_interrupted_not_lost(app: Starlette) -> None:
+    hub = hub_of(app)
+    await hub.agents.get("echo")  # looked up already: the turn goes straight to its write
+    starting = asyncio.create_task(
+        hub.bridge.start(TurnRequest(agent="echo", message="late", source="test"))
+    )
+    while not hub.bridge._writer._queue:  # its row is queued, not yet committed…
+        await asyncio.sleep(0)
+    await hub.bridge.aclose()  # …when the hub stops
+    result = await (await starting).result()
+    assert (result.status, result.error_code) == ("interrupted", "hub_stopping")
+    row = (await rows(hub))[result.turn_id]
+    assert (row.status, row.error_code, row.message) == ("interrupted", "hub_stopping", "late")

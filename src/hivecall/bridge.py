@@ -159,10 +159,16 @@ class TurnWriter:
                         w.done.set_exception(RuntimeError("the turn writer stopped"))
 
     async def _commit(self, batch: list[_Write]) -> None:
-        if self._sqlite is not None and await self._sqlite.commit(batch):
-            for w in batch:
-                _settle(w, None)
-            return
+        if self._sqlite is not None:
+            try:
+                done = await self._sqlite.commit(batch)
+            except Exception:
+                log.warning("fast SQLite write failed; writing the ordinary way", exc_info=True)
+                done = False
+            if done:
+                for w in batch:
+                    _settle(w, None)
+                return
         try:
             async with self._engine.begin() as conn:
                 await self._execute(conn, batch)
@@ -187,8 +193,8 @@ class TurnWriter:
             await conn.execute(stmt, rows)
 
     async def aclose(self) -> None:
-        """Wait for what is queued to be committed."""
-        if self._task is not None:
+        """Wait until what is queued, and whatever is queued meanwhile, is committed."""
+        while self._task is not None and not self._task.done():
             await asyncio.gather(self._task, return_exceptions=True)
         if self._sqlite is not None:
             await self._sqlite.aclose()
@@ -265,6 +271,7 @@ class _SQLiteBatch:
             db.execute("PRAGMA busy_timeout = 0")
             db.execute("PRAGMA wal_autocheckpoint = 0")
             try:
+                db.execute("BEGIN")  # whatever the driver's transaction mode: one transaction
                 for sql, rows in groups:
                     db.executemany(sql, rows)
                 db.commit()
@@ -303,23 +310,33 @@ def _grouped(batch: list[_Write]) -> list[tuple[Insert | Update, list[dict[str, 
     """
     distinct = len({w.values["id"] for w in batch}) == len(batch)
     out: list[tuple[Insert | Update, list[dict[str, Any]]]] = []
-    where: dict[Insert | Update, int] = {}
+    where: dict[tuple[Insert | Update, frozenset[str]], int] = {}
+    last: tuple[Insert | Update, frozenset[str]] | None = None
     for w in batch:
         if w.kind == "insert":
             stmt: Insert | Update = _INSERT
+            shape = (stmt, frozenset(w.values))  # an executemany's rows name the same columns
             row = w.values
         else:
             keys = frozenset(w.values) - {"id"}
             stmt = _update(keys)
+            shape = (stmt, frozenset())
             row = {f"v_{k}": w.values[k] for k in keys} | {"w_id": w.values["id"]}
-        if distinct and stmt in where:
-            out[where[stmt]][1].append(row)
-        elif not distinct and out and out[-1][0] is stmt:
+        if distinct and shape in where:
+            out[where[shape]][1].append(row)
+        elif not distinct and shape == last:
             out[-1][1].append(row)
         else:
-            where[stmt] = len(out)
+            where[shape] = len(out)
             out.append((stmt, [row]))
+        last = shape
     return out
+
+
+def _retrieved(done: asyncio.Future[None]) -> None:
+    """For a write nobody awaits: its failure is logged, not left unretrieved."""
+    if not done.cancelled() and (error := done.exception()) is not None:
+        log.warning("a turn write failed", exc_info=error)
 
 
 def _settle(write: _Write, error: BaseException | None) -> None:
@@ -351,6 +368,7 @@ class Bridge:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: set[asyncio.Task[None]] = set()
         self._writer = TurnWriter(store.engine)
+        self._closing = False
         self.active: defaultdict[str, int] = defaultdict(int)
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -369,11 +387,17 @@ class Bridge:
         return count
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._writer.aclose()
+        self._closing = True
+        while True:
+            for task in list(self._tasks):
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            # Queued writes land; a turn whose row lands now starts cancelled (and is recorded
+            # as interrupted), so go round until nothing is left running.
+            await self._writer.aclose()
+            if not self._tasks:
+                return
 
     def view(self, agent: AgentRecord) -> dict[str, Any]:
         """The agent as API clients see it, with its live status."""
@@ -421,6 +445,9 @@ class Bridge:
         def launch(done: asyncio.Future[None]) -> None:
             # Once the row is committed the turn runs, even if the caller has gone meanwhile.
             if done.cancelled() or done.exception() is not None:
+                return
+            if self._closing:  # it landed while the hub stops: it never runs
+                self._never_ran(handle, t0)
                 return
             self.active[agent.id] += 1
             task = asyncio.create_task(self._run(handle, req, message, t0))
@@ -497,6 +524,36 @@ class Bridge:
                     elapsed,
                 )
             )
+
+    def _never_ran(self, handle: TurnHandle, t0: float) -> None:
+        """Record a turn stored as the hub stopped as interrupted, and tell its caller."""
+        spoken = f"Sorry, {handle.agent.name} was interrupted because the hub is shutting down."
+        elapsed = (time.perf_counter() - t0) * 1000
+        # Not awaited: the writer writes what it was given, and the hub waits for the writer.
+        self._writer.update(
+            handle.turn_id,
+            {
+                "status": "interrupted",
+                "spoken": spoken,
+                "error_code": "hub_stopping",
+                "finished_at": _now(),
+                "duration_ms": round(elapsed, 3),
+            },
+        ).add_done_callback(_retrieved)
+        handle._deltas.put_nowait(None)
+        handle._done.set_result(
+            TurnResult(
+                handle.turn_id,
+                handle.session_id,
+                handle.agent,
+                "interrupted",
+                "",
+                spoken,
+                "hub_stopping",
+                "the hub stopped before the turn ran",
+                elapsed,
+            )
+        )
 
     async def _turn_input(
         self, handle: TurnHandle, req: TurnRequest, message: str, wants_context: bool

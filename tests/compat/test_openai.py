@@ -192,6 +192,28 @@ async def test_a_revoked_key_fails_at_once(served: Served, owner: httpx.AsyncCli
     assert (await owner.delete("/api/keys/short-lived")).status_code == 404
 
 
+async def test_a_client_keeps_its_turns_in_one_session(
+    served: Served, owner: httpx.AsyncClient, key: str
+) -> None:
+    async with client(served, key) as c:
+        for text in ("one", "two"):
+            await c.chat.completions.create(
+                model="echo",
+                messages=[{"role": "user", "content": text}],
+                extra_headers={"x-hivecall-session-id": "kitchen-1"},
+            )
+        await c.chat.completions.create(model="echo", messages=[{"role": "user", "content": "x"}])
+        with pytest.raises(openai.BadRequestError):
+            await c.chat.completions.create(
+                model="echo",
+                messages=[{"role": "user", "content": "y"}],
+                extra_headers={"x-hivecall-session-id": "not a session!"},
+            )
+    recorded = {t["message"]: t["session_id"] for t in await turns(owner)}
+    assert recorded["one"] == recorded["two"] == "kitchen-1" != recorded["x"]
+    assert "y" not in recorded
+
+
 async def test_the_owner_token_is_a_key_for_every_agent(served: Served) -> None:
     from tests.conftest import OWNER
 

@@ -76,7 +76,7 @@ class Gate:
 
     async def agent(self, hub: Hub, access: Access, model: str) -> AgentRecord:
         """The agent a request's `model` names, if this caller may use it."""
-        name = model.removesuffix(LATEST) if model.endswith(LATEST) else model
+        name = model.removesuffix(LATEST)
         try:
             agent = await hub.agents.get(name)
         except NotFound:

@@ -97,6 +97,7 @@ class Listener:
         sock = _bind(host, settings.compat_port)
         config = uvicorn.Config(
             create_compat_app(hub, settings),
+            log_config=None,  # the hub's logging is set up already; leave it as it is
             log_level="warning",
             access_log=False,
             lifespan="off",
