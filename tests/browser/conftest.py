@@ -42,7 +42,7 @@ from tests.standins.realtime import RealtimeStandin
 from tests.standins.threaded import ServerThread
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, Page
+    from playwright.async_api import Browser, BrowserContext, Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 HERE = Path(__file__).parent
@@ -226,20 +226,29 @@ def console() -> list[str]:
     return []
 
 
-@pytest.fixture
-async def page(
-    chromium: Browser, console: list[str], request: pytest.FixtureRequest
+@contextlib.asynccontextmanager
+async def recorded_tab(
+    context: BrowserContext, console: list[str], test_name: str
 ) -> AsyncIterator[Page]:
-    context = await chromium.new_context()
+    """A tab of `context` whose console goes to `console`; on the way out its screenshot and
+    console land in test-artifacts/<test name>.png and .log, and the context is closed."""
     tab = await context.new_page()
     tab.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
     tab.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
     try:
         yield tab
     finally:
-        name = re.sub(r"[^\w.-]+", "_", request.node.name).strip("_")
+        name = re.sub(r"[^\w.-]+", "_", test_name).strip("_")
         ARTIFACTS.mkdir(exist_ok=True)
         with contextlib.suppress(Exception):
             await tab.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True, timeout=5000)
         (ARTIFACTS / f"{name}.log").write_text("".join(f"{line}\n" for line in console))
         await context.close()
+
+
+@pytest.fixture
+async def page(
+    chromium: Browser, console: list[str], request: pytest.FixtureRequest
+) -> AsyncIterator[Page]:
+    async with recorded_tab(await chromium.new_context(), console, request.node.name) as tab:
+        yield tab

@@ -5,7 +5,6 @@ dashboard's Phone panel that makes the codes."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 from collections.abc import AsyncIterator
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, recorded_tab
 from tests.live import LiveHub
 from tests.pairing.qr import decode_pixels
 from tests.standins.realtime import RealtimeStandin
@@ -43,18 +42,8 @@ async def phone(
         has_touch=True,
         user_agent=PHONE_UA,
     )
-    tab = await context.new_page()
-    tab.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-    tab.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
-    try:
+    async with recorded_tab(context, console, request.node.name) as tab:
         yield tab
-    finally:
-        name = re.sub(r"[^\w.-]+", "_", request.node.name).strip("_")
-        ARTIFACTS.mkdir(exist_ok=True)
-        with contextlib.suppress(Exception):
-            await tab.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True, timeout=5000)
-        (ARTIFACTS / f"{name}.log").write_text("".join(f"{line}\n" for line in console))
-        await context.close()
 
 
 def owner(live: LiveHub, method: str, path: str, **kw: Any) -> httpx.Response:
