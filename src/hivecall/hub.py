@@ -20,6 +20,7 @@ from hivecall.runtimes.presets import PRESETS
 from hivecall.secretbox import SecretBox
 from hivecall.settings import Settings, pinned
 from hivecall.store import Store
+from hivecall.voice.local.service import LocalCalls
 from hivecall.voice.realtime import RealtimeMinter
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Hub:
     minter: RealtimeMinter
     contexts: ContextCache
     pairing: Pairing
+    local: LocalCalls
     # Set when this start generated the owner token: shown once, then forgotten.
     new_owner_token: str | None = None
 
@@ -86,6 +88,7 @@ class Hub:
             RealtimeMinter(),
             ContextCache(bridge.recent),
             Pairing(store=store, tokens=tokens, calls=calls),
+            LocalCalls(calls=calls, bridge=bridge, agents=agents),
         )
         return hub
 
@@ -119,6 +122,7 @@ class Hub:
         return created
 
     async def aclose(self) -> None:
+        await self.local.aclose()
         await self.bridge.aclose()
         await self.minter.aclose()
         await self.runtimes.aclose()

@@ -124,6 +124,20 @@ class Settings:
             "HIVECALL_PAIRING_CODE_TTL",
         ),
     )
+    local_max_calls: int = field(
+        default=2,
+        metadata=_row(
+            "Local calls the hub runs at once (each one's speech recognition uses the CPU).",
+            "HIVECALL_LOCAL_MAX_CALLS",
+        ),
+    )
+    local_silence_ms: int = field(
+        default=500,
+        metadata=_row(
+            "Milliseconds of silence that end what the caller says in a local call.",
+            "HIVECALL_LOCAL_SILENCE_MS",
+        ),
+    )
     livekit_url: str = field(
         default="", metadata=_row("LiveKit server URL for cloud calls.", "LIVEKIT_URL")
     )
@@ -183,6 +197,10 @@ class Settings:
             raise ConfigError(f"default_call_mode must be one of: {', '.join(CALL_MODES)}")
         if self.pairing_code_ttl < 1:
             raise ConfigError("pairing_code_ttl must be at least 1 second")
+        if self.local_max_calls < 0:
+            raise ConfigError("local_max_calls must be 0 (no local calls) or more")
+        if not 240 <= self.local_silence_ms <= 3000:
+            raise ConfigError("local_silence_ms must be between 240 and 3000")
 
     @property
     def resolved_database_url(self) -> str:

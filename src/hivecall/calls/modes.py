@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
 from hivecall.errors import BadRequest, HivecallError
 from hivecall.settings import Settings
+from hivecall.voice.local.models import problem as speech_problem
 from hivecall.voice.realtime import KEY_MISSING
-
-LOCAL_EXTRA = "pip install 'hivecall[local]'"
-# Modules the local speech pipeline imports; all of them ship in the `local` extra.
-LOCAL_MODULES = ("aiortc", "faster_whisper", "piper", "webrtcvad")
 
 
 @dataclass(frozen=True)
@@ -40,19 +36,13 @@ def byok(settings: Settings) -> Mode:
 
 
 def local(settings: Settings) -> Mode:
-    if importlib.util.find_spec("hivecall.voice.local") is None:
+    if settings.local_max_calls == 0:
         return Mode(
-            "local", False, "local calls are not part of this hivecall version", "local_unavailable"
+            "local", False, "local calls are off (HIVECALL_LOCAL_MAX_CALLS=0)", "local_disabled"
         )
-    missing = [m for m in LOCAL_MODULES if importlib.util.find_spec(m) is None]
-    if not missing:
-        return Mode("local", True)
-    return Mode(
-        "local",
-        False,
-        f"local calls need the speech extra (missing {', '.join(missing)}): {LOCAL_EXTRA}",
-        "local_unavailable",
-    )
+    if reason := speech_problem():
+        return Mode("local", False, reason, "local_unavailable")
+    return Mode("local", True)
 
 
 def cloud(settings: Settings) -> Mode:

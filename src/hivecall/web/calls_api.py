@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from hivecall.agents.records import AgentRecord
 from hivecall.auth import Principal
 from hivecall.calls import CallLineIn, CallView
 from hivecall.calls.modes import all_modes, resolve
@@ -24,6 +25,7 @@ from hivecall.preferences import SettingsPatch
 from hivecall.settings import describe
 from hivecall.store.models import Call
 from hivecall.voice.instructions import greeting, instructions
+from hivecall.voice.local.service import MAX_OFFER_BYTES, Tuning
 from hivecall.voice.tool import realtime_tool
 from hivecall.web.http import authed, hub_of, ok, read_json
 from hivecall.web.views import turn_view
@@ -117,6 +119,8 @@ async def start(request: Request) -> Response:
         raise Conflict(
             f"agent {agent.name!r} cannot take calls: {problem}", code="agent_unavailable"
         )
+    if mode.name == "local":
+        return ok({"call": await _start_local(hub, who, agent)}, 201)
     ctx = await hub.contexts.get(agent)
     # The record is written while OpenAI mints: the two waits overlap.
     recording = asyncio.create_task(hub.calls.create(agent_id=agent.id, mode=mode.name, who=who))
@@ -136,6 +140,49 @@ async def start(request: Request) -> Response:
         "greeting": greeting(agent.name),
     }
     return ok({"call": out}, 201)
+
+
+async def _start_local(hub: Hub, who: Principal, agent: AgentRecord) -> dict[str, Any]:
+    """A local call: the record, and where the page sends its offer. The speech models start
+    loading now, while the page asks for the microphone and gathers its candidates."""
+    hub.local.check_capacity(hub.settings.local_max_calls)
+    hub.local.warm()
+    call = await hub.calls.create(agent_id=agent.id, mode="local", who=who)
+    out = CallView(call, hub.bridge.view(agent)).as_dict()
+    out["local"] = {"offer_url": f"/api/calls/{call.id}/local/offer"}
+    return out
+
+
+async def local_offer(request: Request) -> Response:
+    """The page's SDP offer for a local call in, the hub's SDP answer out (`application/sdp`
+    both ways, like OpenAI's /realtime/calls, so the page has one code path for both)."""
+    who = await authed(request, "calls")
+    hub = hub_of(request)
+    call = await hub.calls.get(request.path_params["call_id"], who=who)
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/sdp":
+        raise HivecallError(
+            "send the offer as application/sdp", code="unsupported_media_type", status=415
+        )
+    body = await request.body()
+    if len(body) > MAX_OFFER_BYTES:
+        raise HivecallError("the offer is too large", code="body_too_large", status=413)
+    try:
+        offer = body.decode()
+    except UnicodeDecodeError as e:
+        raise BadRequest("the offer is not valid SDP", code="invalid_sdp") from e
+    settings = hub.settings
+    answer = await hub.local.answer(
+        call,
+        offer=offer,
+        max_calls=settings.local_max_calls,
+        tuning=Tuning(silence_ms=settings.local_silence_ms),
+    )
+    return Response(
+        answer,
+        status_code=201,
+        media_type="application/sdp",
+        headers={"location": f"/api/calls/{call.id}"},
+    )
 
 
 async def history(request: Request) -> Response:
@@ -202,6 +249,7 @@ async def end(request: Request) -> Response:
         call = await hub.calls.advance(call, "failed", error=(body.error.code, body.error.message))
     else:
         call = await hub.calls.advance(call, "ended")
+    await hub.local.hang_up(call.id)
     return ok({"call": await view_of(hub, call)})
 
 
@@ -260,4 +308,5 @@ routes = [
     Route("/api/calls/{call_id}", show, methods=["GET"]),
     Route("/api/calls/{call_id}/events", events, methods=["POST"]),
     Route("/api/calls/{call_id}/end", end, methods=["POST"]),
+    Route("/api/calls/{call_id}/local/offer", local_offer, methods=["POST"]),
 ]

@@ -1,10 +1,8 @@
 """The media side of a stand-in call: loopback ICE, the model's voice, the caller's microphone.
 
-aioice 0.13 (under aiortc 1.16) gathers host candidates from every interface except 127.0.0.1
-and ::1 (`aioice.ice.get_host_addresses`), and has no option to keep them. In a loopback-only
-network namespace that leaves no candidate at all, so `allow_loopback_ice()` wraps that
-function to add 127.0.0.1. It patches the module for the whole process (idempotent); any other
-aiortc peer in the test process (the hub's local calls, say) gets 127.0.0.1 as well.
+In a loopback-only network namespace aioice finds no candidate at all (it skips 127.0.0.1), so
+the stand-in uses the hub's own `allow_loopback_ice()` (hivecall.voice.local.ice), which the
+hub's local calls need for the same reason.
 """
 
 from __future__ import annotations
@@ -17,29 +15,17 @@ import math
 import time
 from typing import Any
 
-import aioice.ice
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
 
+from hivecall.voice.local.ice import allow_loopback_ice
+
+__all__ = ["AudioSink", "VoiceTrack", "allow_loopback_ice"]
+
 RATE = 48000
 PTIME = 0.02
 SAMPLES = int(RATE * PTIME)  # 960 samples, 20 ms
-
-
-def allow_loopback_ice() -> None:
-    original = aioice.ice.get_host_addresses
-    if getattr(original, "hivecall_loopback", False):
-        return
-
-    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        addresses = list(original(use_ipv4, use_ipv6))
-        if use_ipv4 and "127.0.0.1" not in addresses:
-            addresses.append("127.0.0.1")
-        return addresses
-
-    get_host_addresses.hivecall_loopback = True  # type: ignore[attr-defined]
-    aioice.ice.get_host_addresses = get_host_addresses
 
 
 def _tone(frequency: int = 440, amplitude: float = 0.1) -> array.array[int]:

@@ -6,6 +6,11 @@
 // /api/phone once per call_id (the service repeats a call in several events). The call's
 // phases and finished transcript lines are reported to the hub so the history has them.
 //
+// Local: the same exchange with the hub itself (offer SDP to the call's offer_url). The hub
+// hears, runs the turns and speaks; its data channel sends the same events, plus
+// hivecall.turn.started/done while the agent works. The hub records the call itself, so the
+// page reports nothing but the end.
+//
 // A Call is an EventTarget: listen to "change" and read `call.view` (a plain snapshot).
 
 const TOOL = "ask_computer_agent";
@@ -39,6 +44,7 @@ export class Call extends EventTarget {
     this.responses = new Map();    // response id -> transcript so far
     this.toolCalls = new Set();    // call_ids already relayed
     this.outbox = Promise.resolve();
+    this.hubRecords = false;      // local calls: the hub writes the history itself
     this.pc = null;
     this.dc = null;
     this.track = null;
@@ -61,9 +67,18 @@ export class Call extends EventTarget {
       if (this.mode) body.mode = this.mode;
       const { call } = await this.api("/api/calls", { method: "POST", body: JSON.stringify(body) });
       this.record = call;
-      if (call.realtime) await this.connectRealtime(call.realtime);
-      else throw Object.assign(new Error(`this page cannot join ${call.mode} calls yet`),
-        { code: "mode_unsupported" });
+      if (call.realtime) {
+        const rt = call.realtime;
+        await this.connect(`${rt.webrtc_url}/realtime/calls`, { authorization: `Bearer ${rt.client_secret}` },
+          () => this.onOpen(rt));
+      } else if (call.local) {
+        this.hubRecords = true;
+        await this.connect(call.local.offer_url, this.api.authHeaders?.() || {},
+          () => this.send({ type: "response.create" }));
+      } else {
+        throw Object.assign(new Error(`this page cannot join ${call.mode} calls yet`),
+          { code: "mode_unsupported" });
+      }
     } catch (err) {
       await this.fail(err);
     }
@@ -82,7 +97,8 @@ export class Call extends EventTarget {
     if (!this.track) this.report({ type: "speaker_only" });
   }
 
-  async connectRealtime(rt) {
+  // WebRTC to whoever answers offers at `url` (the Realtime service, or the hub itself).
+  async connect(url, auth, onOpen) {
     await this.openMicrophone();
     const pc = (this.pc = new RTCPeerConnection());
     pc.ontrack = (e) => { this.audio.srcObject = e.streams[0] || new MediaStream([e.track]); };
@@ -93,27 +109,27 @@ export class Call extends EventTarget {
         this.fail({ code: "media_failed", message: "the audio connection failed" });
     };
     const dc = (this.dc = pc.createDataChannel("oai-events"));
-    dc.onopen = () => this.onOpen(rt);
+    dc.onopen = () => { if (this.phase !== "talking") this.setPhase("talking"); onOpen(); };
     dc.onmessage = (e) => this.onEvent(e.data);
 
     this.setPhase("connecting");
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc);
-    const res = await fetch(`${rt.webrtc_url}/realtime/calls`, {
+    const res = await fetch(url, {
       method: "POST",
       body: pc.localDescription.sdp,
-      headers: { authorization: `Bearer ${rt.client_secret}`, "content-type": "application/sdp" },
+      credentials: "same-origin",
+      headers: { ...auth, "content-type": "application/sdp" },
     });
     if (!res.ok) {
-      throw Object.assign(new Error(`the voice service refused the call (${res.status})`),
-        { code: "realtime_refused" });
+      const body = await res.json().catch(() => ({}));
+      throw Object.assign(new Error(body.error?.message || `the voice service refused the call (${res.status})`),
+        { code: body.error?.code || "realtime_refused" });
     }
     await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
-    this.realtime = rt;
   }
 
   onOpen(rt) {
-    this.setPhase("talking");
     this.send({ type: "session.update", session: { type: "realtime", tools: rt.tools, tool_choice: "auto" } });
     this.send({ type: "response.create", response: { instructions: rt.greeting } });
   }
@@ -245,7 +261,7 @@ export class Call extends EventTarget {
 
   // Reports go out one after another, in order; a lost report never breaks the call.
   report(event) {
-    if (!this.record) return;
+    if (!this.record || this.hubRecords) return;
     const id = this.record.id;
     this.outbox = this.outbox.then(() =>
       this.api(`/api/calls/${id}/events`, { method: "POST", body: JSON.stringify({ events: [event] }) })
@@ -262,6 +278,8 @@ const HANDLERS = {
   "response.function_call_arguments.done": (c, ev) => c.toolCall(ev),
   "response.output_item.done": (c, ev) => { if (ev.item?.type === "function_call") c.toolCall(ev.item); },
   "conversation.item.input_audio_transcription.completed": (c, ev) => c.heard(ev.transcript),
+  "hivecall.turn.started": (c) => { c.working += 1; c.changed(); },
+  "hivecall.turn.done": (c) => { c.working = Math.max(0, c.working - 1); c.changed(); },
   "error": (c, ev) => {
     c.error = { code: ev.error?.code || "realtime_error", message: ev.error?.message || "the voice service reported an error" };
     c.changed();

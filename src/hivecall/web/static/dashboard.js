@@ -36,11 +36,17 @@ async function loadAgents() {
   $("ask-agent").replaceChildren(...agents.map((a) => el("option", { value: a.id, textContent: a.name })));
 }
 
+const MODE_NAMES = {
+  byok: "your OpenAI key (BYOK)",
+  local: "speech on this machine (local: no key needed)",
+  cloud: "LiveKit rooms (cloud)",
+};
+
 async function loadModes() {
   const { default: mode, modes } = await api("/api/calls/modes");
   const chosen = modes.find((m) => m.mode === mode);
   $("call-mode-note").textContent = chosen.available
-    ? `Calls use ${mode === "byok" ? "your OpenAI key (BYOK)" : mode} mode.`
+    ? `Calls use ${MODE_NAMES[mode] || mode}.`
     : `Calls cannot start yet: ${chosen.reason}.`;
   $("call-mode-note").className = chosen.available ? "muted" : "error";
 }

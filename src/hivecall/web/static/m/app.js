@@ -39,7 +39,7 @@ let inCall = false;
 // Requests with the device token; a 401 means the hub no longer knows this phone.
 function deviceApi(token) {
   const base = makeApi(token);
-  return async (path, options) => {
+  const api = async (path, options) => {
     try {
       return await base(path, options);
     } catch (err) {
@@ -47,6 +47,8 @@ function deviceApi(token) {
       throw err;
     }
   };
+  api.authHeaders = base.authHeaders;
+  return api;
 }
 
 function unpaired() {

@@ -1,0 +1,151 @@
+"""Local calls as the hub runs them: which peers are live, answering offers, hanging up.
+
+Import-light on purpose: the hub holds a LocalCalls whether or not the `local` extra is
+installed; aiortc and the models are imported only when a call actually connects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hivecall.agents.records import Agents
+from hivecall.bridge import Bridge, TurnHandle, TurnRequest
+from hivecall.calls import Calls
+from hivecall.calls.records import CallLineIn
+from hivecall.errors import Conflict, TooManyRequests
+from hivecall.store.models import Call
+from hivecall.voice.local import models
+
+if TYPE_CHECKING:
+    from hivecall.voice.local.conversation import Emit, LocalConversation
+    from hivecall.voice.local.peer import LocalPeer
+    from hivecall.voice.local.track import SpeechTrack
+
+log = logging.getLogger(__name__)
+
+MAX_OFFER_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How utterances are cut (see vad.Endpointer): the silence that ends one, the shorter
+    pause at which transcription starts on a guess, and the least speech that counts."""
+
+    silence_ms: int = 500
+    pause_ms: int = 200
+    min_speech_ms: int = 200
+
+
+class LocalCalls:
+    def __init__(self, *, calls: Calls, bridge: Bridge, agents: Agents) -> None:
+        self._calls = calls
+        self._bridge = bridge
+        self._agents = agents
+        self._peers: dict[str, LocalPeer] = {}
+        self._warming: asyncio.Future[None] | None = None
+        self.models = models.shared()
+
+    def problem(self) -> str | None:
+        return models.problem()
+
+    @property
+    def live(self) -> int:
+        return sum(not p.closed for p in self._peers.values())
+
+    def check_capacity(self, max_calls: int) -> None:
+        if self.live >= max_calls:
+            raise TooManyRequests(
+                f"this hub is already on {max_calls} local calls (HIVECALL_LOCAL_MAX_CALLS)",
+                code="too_many_calls",
+                retry_after=30,
+            )
+
+    def warm(self) -> None:
+        """Start loading the speech models in the background (a no-op once they are loaded)."""
+        if self.models.ready or (self._warming is not None and not self._warming.done()):
+            return
+        self._warming = asyncio.get_running_loop().run_in_executor(None, self.models.warm)
+        self._warming.add_done_callback(_log_failure)
+
+    async def answer(self, call: Call, *, offer: str, max_calls: int, tuning: Tuning) -> str:
+        """Answer the page's SDP offer for `call` (a local call of the caller's, still ringing)."""
+        from hivecall.voice.local.peer import LocalPeer, speaker_only
+
+        if call.mode != "local":
+            raise Conflict("this call is not a local call", code="call_mode_mismatch")
+        if call.id in self._peers or call.state != "ringing":
+            raise Conflict("this call is already connected or over", code="call_connected")
+        self.check_capacity(max_calls)
+        quiet = speaker_only(offer)
+        agent = await self._agents.get(call.agent_id)
+        call_id = call.id
+
+        def conversation(speaker: SpeechTrack, emit: Emit) -> LocalConversation:
+            from hivecall.voice.local.conversation import LocalConversation
+
+            return LocalConversation(
+                models=self.models,
+                speaker=speaker,
+                start_turn=lambda text: self._turn(call_id, agent.id, text),
+                record=lambda lines: self._record(call_id, lines),
+                emit=emit,
+                agent_name=agent.name,
+                tuning=tuning,
+            )
+
+        async def phase(name: str, error: tuple[str, str] | None) -> None:
+            # A Conflict: the page's hang-up already ended it, and there is nothing to move.
+            with contextlib.suppress(Conflict):
+                await self._calls.advance(await self._calls.get(call_id), name, error=error)
+
+        peer = LocalPeer(conversation=conversation, phase=phase)
+        peer.on_closed = lambda: self._forget(call_id, peer)
+        self._peers[call_id] = peer
+        try:
+            answer = await peer.answer(offer)
+        except BaseException:
+            await peer.close()
+            raise
+        if quiet:
+            await self._calls.mark_speaker_only(call)
+        await self._calls.advance(call, "connecting")
+        self.warm()
+        return answer
+
+    async def _turn(self, call_id: str, agent_id: str, text: str) -> TurnHandle:
+        return await self._bridge.start(
+            TurnRequest(
+                agent=agent_id,
+                message=text,
+                source="local_call",
+                session_id=call_id,
+                call_id=call_id,
+            )
+        )
+
+    async def _record(self, call_id: str, lines: list[CallLineIn]) -> None:
+        call = await self._calls.get(call_id)
+        if self._calls.accepts_lines(call):
+            await self._calls.add_lines(call, lines)
+
+    def _forget(self, call_id: str, peer: LocalPeer) -> None:
+        if self._peers.get(call_id) is peer:
+            del self._peers[call_id]
+
+    async def hang_up(self, call_id: str) -> None:
+        peer = self._peers.get(call_id)
+        if peer is not None:
+            await peer.close()
+
+    async def aclose(self) -> None:
+        """Hang up every call (their last phase reports land before this returns)."""
+        await asyncio.gather(*(p.close() for p in list(self._peers.values())))
+
+
+def _log_failure(done: asyncio.Future[None]) -> None:
+    if not done.cancelled() and (e := done.exception()) is not None:
+        log.error("the speech models failed to load: %s", e)
