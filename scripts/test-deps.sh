@@ -8,6 +8,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v git >/dev/null || need+=(git)
 [ -x /usr/bin/chromium ] || need+=(chromium fonts-liberation)
 command -v ip >/dev/null || need+=(iproute2)
+# The real upstream HiveMind clients for the interop tests, each in a cached venv of its own.
+bash "$(dirname "$0")/hivemind-clients.sh"
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "tests need: ${need[*]} (install them with apt-get as root)" >&2

@@ -25,13 +25,19 @@ def create_app(
     *,
     environ: Mapping[str, str],
     workspace: Path | None = None,
+    serve_hivemind: bool = False,
 ) -> Starlette:
     """The hub as an ASGI app.
 
     `environ` is handed to agent processes (their own keys and PATH); `workspace` is where
-    starter agents work (default: the current directory).
+    starter agents work (default: the current directory). `serve_hivemind` starts the
+    HiveMind listener on `hivemind_port` (what `hivecall serve` does; tests opt in).
     """
     compat.check(settings)  # the compat listener's settings, refused before anything starts
+    if serve_hivemind and settings.hivemind_port:
+        from hivecall.hivemind.server import check as check_hivemind
+
+        check_hivemind(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -43,9 +49,16 @@ def create_app(
                 announce_owner_token(settings, hub.new_owner_token)
             # The separate compat listener (compat_port), on this hub; stopped before it closes.
             listener = await compat.Listener.start(hub, settings) if settings.compat_port else None
+            hive = None
             try:
+                if serve_hivemind and settings.hivemind_port:
+                    from hivecall.hivemind.server import HiveMindListener
+
+                    hive = app.state.hivemind = await HiveMindListener.start(hub, settings)
                 yield
             finally:
+                if hive is not None:
+                    await hive.aclose()
                 if listener is not None:
                     await listener.aclose()
         finally:

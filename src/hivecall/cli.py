@@ -91,17 +91,24 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    hivemind_port: Annotated[
+        int | None, typer.Option(help="HiveMind listener port (0: no HiveMind listener).")
+    ] = None,
 ) -> None:
-    """Run the hub (dashboard and API) until interrupted."""
+    """Run the hub (dashboard, API and HiveMind listener) until interrupted."""
     import uvicorn
 
     from hivecall.app import create_app, freeze_startup_heap
 
     settings = settings_of(ctx).replace(
-        **{k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+        **{
+            k: v
+            for k, v in {"host": host, "port": port, "hivemind_port": hivemind_port}.items()
+            if v is not None
+        }
     )
     try:
-        application = create_app(settings, environ=dict(os.environ))
+        application = create_app(settings, environ=dict(os.environ), serve_hivemind=True)
     except HivecallError as e:
         fail(e.message, 2)
         raise  # unreachable
@@ -111,6 +118,9 @@ def serve(
         typer.echo(
             f"OpenAI/Ollama-compatible API also on {compat_host}:{settings.compat_port}", err=True
         )
+    if settings.hivemind_port:
+        hm_host = settings.hivemind_host or settings.host
+        typer.echo(f"HiveMind listener on {hm_host}:{settings.hivemind_port}", err=True)
     freeze_startup_heap()
     uvicorn.run(
         application,
@@ -632,6 +642,11 @@ def devices_revoke(
 
 
 # -- end of phones ---------------------------------------------------------------------------
+
+
+from hivecall.hivemind.cli import app as hivemind_app  # noqa: E402 (after the commands it uses)
+
+app.add_typer(hivemind_app, name="hivemind")
 
 
 def main() -> None:

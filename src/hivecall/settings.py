@@ -191,6 +191,69 @@ class Settings:
             "HIVECALL_COMPAT_OPEN_AGENTS",
         ),
     )
+    # -- HiveMind node (hivemind/) ---------------------------------------------------------------
+    hivemind_port: int = field(
+        default=5678,
+        metadata=_row(
+            "Port of the HiveMind listener that `hivecall serve` starts (0: none).",
+            "HIVECALL_HIVEMIND_PORT",
+        ),
+    )
+    hivemind_host: str = field(
+        default="",
+        metadata=_row(
+            "Address the HiveMind listener listens on (default: HOST).", "HIVECALL_HIVEMIND_HOST"
+        ),
+    )
+    hivemind_ciphers: str = field(
+        default="AES-GCM,CHACHA20-POLY1305",
+        metadata=_row(
+            "Comma list of ciphers HiveMind clients may choose (AES-GCM, CHACHA20-POLY1305).",
+            "HIVECALL_HIVEMIND_CIPHERS",
+        ),
+    )
+    hivemind_encodings: str = field(
+        default="JSON-B91,JSON-Z85B,JSON-Z85P,JSON-B64,JSON-URLSAFE-B64,JSON-B32,JSON-HEX",
+        metadata=_row(
+            "Comma list of text encodings HiveMind clients may choose for JSON frames.",
+            "HIVECALL_HIVEMIND_ENCODINGS",
+        ),
+    )
+    hivemind_binarize: bool = field(
+        default=True,
+        metadata=_row(
+            "Offer binarized (bit-packed, compressed) frames to HiveMind clients.",
+            "HIVECALL_HIVEMIND_BINARIZE",
+        ),
+    )
+    hivemind_max_frame_bytes: int = field(
+        default=1_048_576,
+        metadata=_row(
+            "Largest HiveMind frame, in bytes (bigger ones close the connection).",
+            "HIVECALL_HIVEMIND_MAX_FRAME_BYTES",
+        ),
+    )
+    hivemind_handshake_timeout: float = field(
+        default=10.0,
+        metadata=_row(
+            "Seconds a HiveMind client has to finish its handshake.",
+            "HIVECALL_HIVEMIND_HANDSHAKE_TIMEOUT",
+        ),
+    )
+    hivemind_tls_cert: Path | None = field(
+        default=None,
+        metadata=_row(
+            "PEM certificate (chain) for wss:// on the HiveMind listener (default: plain ws://).",
+            "HIVECALL_HIVEMIND_TLS_CERT",
+        ),
+    )
+    hivemind_tls_key: Path | None = field(
+        default=None,
+        metadata=_row(
+            "PEM private key of hivemind_tls_cert (default: inside the certificate file).",
+            "HIVECALL_HIVEMIND_TLS_KEY",
+        ),
+    )
 
     def __post_init__(self) -> None:
         if self.default_call_mode not in CALL_MODES:

@@ -161,3 +161,30 @@ class PairingCode(Base):
     expires_at: Mapped[datetime] = mapped_column()
     used_at: Mapped[datetime | None] = mapped_column(default=None)
     device_id: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class HiveClient(Base):
+    """A HiveMind client (satellite, bus client, solver): its credentials and its rights.
+
+    The access key is stored as its SHA-256; the password sealed with the home's secret key
+    (it is needed in the clear to derive session keys). See hivecall/hivemind/clients.py.
+    """
+
+    __tablename__ = "hivemind_clients"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    password: Mapped[str] = mapped_column(Text)
+    agent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL"), default=None
+    )
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    allowed_types: Mapped[list[str]] = mapped_column(default=list)
+    message_blacklist: Mapped[list[str]] = mapped_column(default=list)
+    skill_blacklist: Mapped[list[str]] = mapped_column(default=list)
+    intent_blacklist: Mapped[list[str]] = mapped_column(default=list)
+    can_escalate: Mapped[bool] = mapped_column(default=True)
+    can_propagate: Mapped[bool] = mapped_column(default=False)
+    can_broadcast: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

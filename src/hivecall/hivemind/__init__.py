@@ -1,0 +1,6 @@
+"""The HiveMind node: hivecall's agents over the HiveMind protocol (legacy v1).
+
+wire (envelope, types), encodings and crypto (password handshake, AES-GCM, ChaCha20-Poly1305,
+the JSON text encodings), binary (binarized frames), permissions and clients (who may do
+what, in the store), connection and server (the listener), cli (`hivecall hivemind …`).
+"""

@@ -1,0 +1,614 @@
+"""The HiveMind listener: satellites and bus clients reach the hub's agents over HiveMind v1.
+
+A websocket server in the hub's event loop (started by `hivecall serve` from the app's
+lifespan). Per connection: the access key in the query picks the client (unknown: closed at
+once); the server sends plaintext `hello` and `shake`; the client's `shake` carries its
+password envelope, which is verified (wrong password: closed); the server answers with its own
+envelope and the chosen cipher and encoding, and from then on every frame is encrypted.
+
+Fail closed, where upstream's server does not:
+- before the handshake only `hello` and `shake` are accepted, and no frame may be large;
+- after the first encrypted frame any plaintext frame closes the connection;
+- a frame that does not decrypt, a reused nonce, a malformed message: closed;
+- the handshake has a deadline; frames have a size limit;
+- whatever one connection sends, it can only close itself.
+
+hivemind-bus-client 0.4.4 listens for the server's `shake` only some tens of milliseconds after
+its socket opens, so a shake sent at once is lost and the client stalls 5 s before trying on
+its own. The server sends `hello` at once and its `shake` OFFER_DELAY later, and once more
+after RESEND_OFFER_AFTER if the client is still silent (a loaded machine). Resending sooner
+does not pay: the 1.2 line checks the password's strength for ~1.2 s before it answers, and it
+starts over on every offer it sees. A client that answers two offers gets one key anyway: the
+server's iv is fixed per connection and the key follows the client's latest envelope, which
+is the one the client keeps.
+
+A bus `recognizer_loop:utterance` runs one bridge turn on the client's agent and is answered
+with `speak` and `ovos.utterance.handled`. Disallowed messages are refused with a bus
+`hive.message.refused` carrying the hub's one error shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import json
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from hivecall.bridge import TurnRequest
+from hivecall.errors import ConfigError, Forbidden, HivecallError
+from hivecall.hivemind import binary
+from hivecall.hivemind.clients import HiveClients, key_hash
+from hivecall.hivemind.connection import Connection, Phase, ProtocolViolation, plain
+from hivecall.hivemind.crypto import (
+    Cipher,
+    CryptoError,
+    Sealer,
+    derive_key,
+    envelope,
+    envelope_iv,
+    new_iv,
+    verify_envelope,
+)
+from hivecall.hivemind.encodings import Encoding
+from hivecall.hivemind.permissions import ClientRecord
+from hivecall.hivemind.wire import BusMessage, HiveMessage, MsgType, WireError, bus, parse
+from hivecall.hub import Hub
+from hivecall.secretbox import SecretBox
+from hivecall.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PRE_HANDSHAKE_MAX = 8192  # bytes a frame may have before the handshake
+MAX_SHAKES = 8  # client shakes one connection may send
+OFFER_DELAY = 0.08  # seconds between hello and the shake offer (0.4.4's quirk)
+RESEND_OFFER_AFTER = 2.0  # seconds after the offer, if the client has not answered
+MAX_TURNS = 4  # turns one connection may have running at once
+REFRESH_SECONDS = 1.0  # how often the listener looks for changed clients
+DEFAULT_AGENT_TTL = 2.0  # seconds the hub's first agent is remembered
+UTTERANCE = "recognizer_loop:utterance"
+REFUSED = "hive.message.refused"
+AUTH_CLOSE = (1008, "invalid authorization")
+
+
+def parse_ciphers(text: str) -> tuple[Cipher, ...]:
+    try:
+        out = tuple(Cipher(c.strip()) for c in text.split(",") if c.strip())
+    except ValueError as e:
+        raise ConfigError("hivemind_ciphers: use AES-GCM and/or CHACHA20-POLY1305") from e
+    if not out:
+        raise ConfigError("hivemind_ciphers names no cipher")
+    return out
+
+
+def parse_encodings(text: str) -> tuple[Encoding, ...]:
+    try:
+        out = tuple(Encoding(e.strip()) for e in text.split(",") if e.strip())
+    except ValueError as e:
+        names = ", ".join(Encoding)
+        raise ConfigError(f"hivemind_encodings: each must be one of {names}") from e
+    if not out:
+        raise ConfigError("hivemind_encodings names no encoding")
+    return out
+
+
+def check(settings: Settings) -> None:
+    """Refuse HiveMind settings that cannot work (before anything starts)."""
+    parse_ciphers(settings.hivemind_ciphers)
+    parse_encodings(settings.hivemind_encodings)
+    if not 0 <= settings.hivemind_port <= 65535:
+        raise ConfigError("hivemind_port must be between 0 and 65535")
+    if settings.hivemind_port and settings.hivemind_port == settings.port:
+        raise ConfigError("hivemind_port must differ from port")
+    if settings.hivemind_max_frame_bytes < PRE_HANDSHAKE_MAX:
+        raise ConfigError(f"hivemind_max_frame_bytes must be at least {PRE_HANDSHAKE_MAX}")
+    if settings.hivemind_handshake_timeout <= 0:
+        raise ConfigError("hivemind_handshake_timeout must be positive")
+    tls_context(settings)
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The listener's TLS context when a certificate is configured (wss://), else None."""
+    if settings.hivemind_tls_cert is None:
+        if settings.hivemind_tls_key is not None:
+            raise ConfigError("hivemind_tls_key needs hivemind_tls_cert")
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(settings.hivemind_tls_cert, settings.hivemind_tls_key)
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(
+            "hivemind_tls_cert / hivemind_tls_key cannot be loaded (missing, unreadable, or "
+            "not a matching PEM certificate and key)"
+        ) from e
+    return ctx
+
+
+def bridge_session(client_id: str, session: str) -> str:
+    """A client's session as a bridge session id: scoped to the client, so one client can
+    never continue (or read the history of) another client's conversation."""
+    digest = hashlib.sha256(f"{client_id}\0{session}".encode()).hexdigest()
+    return f"hm-{digest[:40]}"
+
+
+class HiveMindListener:
+    def __init__(self, hub: Hub, settings: Settings, clients: HiveClients) -> None:
+        self._hub = hub
+        self._clients = clients
+        self._ciphers = parse_ciphers(settings.hivemind_ciphers)
+        self._encodings = parse_encodings(settings.hivemind_encodings)
+        self._binarize = settings.hivemind_binarize
+        self._max_frame = settings.hivemind_max_frame_bytes
+        self._handshake_timeout = settings.hivemind_handshake_timeout
+        self.node_id = f"hivecall::{socket.gethostname()}"
+        self._by_hash: dict[str, ClientRecord] = {}
+        self._version = ""
+        self.live: dict[Connection, None] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: Server | None = None
+        self._refresher: asyncio.Task[None] | None = None
+        self._default: tuple[float, str] | None = None
+        self.port = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @classmethod
+    async def start(cls, hub: Hub, settings: Settings) -> HiveMindListener | None:
+        """The started listener, or None (logged) when its port cannot be had: the HiveMind
+        door is optional, and a hub must still start when, say, hivemind-core holds 5678."""
+        check(settings)
+        clients = HiveClients(store=hub.store, box=SecretBox.open(settings.home), agents=hub.agents)
+        listener = cls(hub, settings, clients)
+        await listener.refresh()
+        host = settings.hivemind_host or settings.host
+        try:
+            listener._server = await serve(
+                listener._handle,
+                host,
+                settings.hivemind_port,
+                compression=None,  # per-connection deflate state costs ~100 KiB each
+                max_size=settings.hivemind_max_frame_bytes,
+                max_queue=4,
+                open_timeout=settings.hivemind_handshake_timeout,
+                ping_interval=30,
+                ping_timeout=30,
+                close_timeout=2,
+                server_header=None,
+                reuse_address=True,
+                ssl=tls_context(settings),
+            )
+        except OSError:
+            log.error(
+                "HiveMind listener not started: its port is not available",
+                extra={"host": host, "port": settings.hivemind_port},
+            )
+            return None
+        listener.port = listener._server.sockets[0].getsockname()[1]
+        listener._refresher = asyncio.create_task(listener._refresh_loop(), name="hm-refresh")
+        scheme = "wss" if settings.hivemind_tls_cert else "ws"
+        log.info(
+            "HiveMind listener started",
+            extra={"host": host, "port": listener.port, "scheme": scheme},
+        )
+        return listener
+
+    async def aclose(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- clients and revocation ---------------------------------------------------------------
+
+    async def refresh(self) -> None:
+        """Reload the clients if they changed; apply the change to live connections."""
+        version = await self._clients.version()
+        if version == self._version:
+            return
+        records = await self._clients.records()
+        self._version = version
+        self._by_hash = {r.key_hash: r for r in records}
+        by_id = {r.id: r for r in records}
+        for conn in list(self.live):
+            now = by_id.get(conn.client.id)
+            if (
+                now is None
+                or now.key_hash != conn.client.key_hash
+                or now.password != (conn.client.password)
+            ):
+                self._close(conn, 1008, "client revoked")
+            else:
+                conn.client = now
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            try:
+                await self.refresh()
+            except Exception:
+                log.warning("could not reload HiveMind clients", exc_info=True)
+
+    def _authenticate(self, path: str) -> tuple[ClientRecord, str] | None:
+        try:
+            fields = parse_qsl(urlsplit(path).query, keep_blank_values=True, max_num_fields=8)
+        except ValueError:  # too many fields, or not a query at all
+            return None
+        raw = next((v for k, v in fields if k == "authorization"), None)
+        if not raw or len(raw) > 2048:
+            return None
+        # parse_qsl reads '+' as a space; base64 has no spaces, so put them back.
+        raw = raw.replace(" ", "+")
+        try:
+            text = base64.b64decode(raw, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        useragent, sep, access_key = text.partition(":")
+        if not sep or not access_key:
+            return None
+        client = self._by_hash.get(key_hash(access_key))
+        return (client, useragent[:100]) if client else None
+
+    # -- one connection -----------------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        auth = self._authenticate(ws.request.path if ws.request else "")
+        if auth is None:
+            log.info("HiveMind connection refused: unknown access key")
+            await ws.close(*AUTH_CLOSE)
+            return
+        client, _useragent = auth
+        conn = Connection(ws, client, new_iv())
+        self.live[conn] = None
+        loop = asyncio.get_running_loop()
+        conn.timers.append(loop.call_later(self._handshake_timeout, self._expire, conn))
+        try:
+            await self._offer(conn)
+            async for raw in ws:
+                await self._frame(conn, raw)
+        except ProtocolViolation as e:
+            log.info("HiveMind connection closed", extra={"client": client.name, "why": str(e)})
+            await ws.close(1008, str(e))
+        except ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("HiveMind connection failed", extra={"client": client.name})
+            await ws.close(1011, "internal error")
+        finally:
+            conn.closing = True
+            conn.cancel_timers()
+            self.live.pop(conn, None)
+
+    def _expire(self, conn: Connection) -> None:
+        if conn.phase is not Phase.ESTABLISHED:
+            self._close(conn, 1008, "handshake took too long")
+
+    def _close(self, conn: Connection, code: int, reason: str) -> None:
+        if conn.closing:
+            return
+        conn.closing = True
+        self._spawn(conn.ws.close(code, reason))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            with contextlib.suppress(ConnectionClosed):
+                await work
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _offer(self, conn: Connection) -> None:
+        await conn.ws.send(
+            plain(MsgType.HELLO, {"pubkey": None, "peer": conn.peer, "node_id": self.node_id})
+        )
+        loop = asyncio.get_running_loop()
+        conn.timers.append(loop.call_later(OFFER_DELAY, self._offer_shake, conn))
+        conn.timers.append(
+            loop.call_later(OFFER_DELAY + RESEND_OFFER_AFTER, self._offer_shake, conn)
+        )
+
+    async def _send_shake_offer(self, conn: Connection) -> None:
+        await conn.ws.send(
+            plain(
+                MsgType.SHAKE,
+                {
+                    "handshake": True,
+                    "min_protocol_version": 1,
+                    "max_protocol_version": 1,
+                    "binarize": self._binarize,
+                    "preshared_key": False,
+                    "password": True,
+                    "crypto_required": True,
+                    "encodings": [e.value for e in self._encodings],
+                    "ciphers": [c.value for c in self._ciphers],
+                },
+            )
+        )
+
+    def _offer_shake(self, conn: Connection) -> None:
+        if conn.phase is Phase.OFFERED and not conn.closing:
+            self._spawn(self._send_shake_offer(conn))
+
+    async def _frame(self, conn: Connection, raw: str | bytes) -> None:
+        if conn.phase is not Phase.ESTABLISHED and len(raw) > PRE_HANDSHAKE_MAX:
+            raise ProtocolViolation("frame too large before the handshake")
+        try:
+            if isinstance(raw, bytes):
+                sealer = await self._sealer(conn)
+                nonce, data = sealer.open(raw)
+                conn.note_nonce(nonce)
+                frame = binary.decode(data, max_inflated=self._max_frame)
+                if frame.msg_type is MsgType.BIN:
+                    conn.phase = Phase.ESTABLISHED
+                    await self._refuse(conn, MsgType.BIN, None, "binary payloads are not supported")
+                    return
+                msg = parse(
+                    {
+                        "msg_type": frame.msg_type,
+                        "payload": frame.payload,
+                        "metadata": frame.metadata,
+                    }
+                )
+            else:
+                try:
+                    obj = json.loads(raw)
+                except (ValueError, RecursionError) as e:
+                    raise WireError("frame is not JSON") from e
+                if isinstance(obj, dict) and "ciphertext" in obj:
+                    sealer = await self._sealer(conn)
+                    nonce, data = sealer.open_json(obj, conn.encoding)
+                    conn.note_nonce(nonce)
+                    try:
+                        msg = parse(json.loads(data))
+                    except (ValueError, RecursionError) as e:  # WireError is a ValueError
+                        raise WireError("sealed frame is not a message") from e
+                else:
+                    await self._plaintext(conn, parse(obj))
+                    return
+        except CryptoError as e:
+            raise ProtocolViolation("frame does not decrypt") from e
+        except WireError as e:
+            raise ProtocolViolation("malformed message") from e
+        if conn.phase is not Phase.ESTABLISHED:
+            conn.phase = Phase.ESTABLISHED
+            conn.cancel_timers()
+            log.info("HiveMind client connected", extra={"client": conn.client.name})
+        await self._dispatch(conn, msg)
+
+    async def _sealer(self, conn: Connection) -> Sealer:
+        if conn.sealer is None:
+            if conn.key_future is None:
+                raise ProtocolViolation("encrypted frame before the handshake")
+            conn.sealer = Sealer(conn.cipher, await conn.key_future)
+            conn.key_future = None
+        return conn.sealer
+
+    async def _plaintext(self, conn: Connection, msg: HiveMessage) -> None:
+        if conn.phase is Phase.ESTABLISHED:
+            raise ProtocolViolation("plaintext after the handshake")
+        if msg.msg_type is MsgType.SHAKE:
+            await self._client_shake(conn, msg)
+        elif msg.msg_type is not MsgType.HELLO:  # a plaintext hello is unauthenticated: ignored
+            raise ProtocolViolation("only hello and shake before the handshake")
+
+    async def _client_shake(self, conn: Connection, msg: HiveMessage) -> None:
+        conn.shakes += 1
+        if conn.shakes > MAX_SHAKES:
+            raise ProtocolViolation("too many handshakes")
+        p = msg.payload
+        env = p.get("envelope")
+        if not isinstance(env, str):
+            raise ProtocolViolation("only the password handshake is supported")
+        try:
+            client_iv = envelope_iv(env)
+            good = verify_envelope(env, conn.client.password)
+        except CryptoError as e:
+            raise ProtocolViolation("malformed envelope") from e
+        if not good:
+            log.info("HiveMind client refused: wrong password", extra={"client": conn.client.name})
+            raise ProtocolViolation(AUTH_CLOSE[1])
+        cipher = _first(p.get("ciphers"), self._ciphers, Cipher.AES_GCM)
+        encoding = _first(p.get("encodings"), self._encodings, Encoding.HEX)
+        if cipher is None or encoding is None:
+            raise ProtocolViolation("no cipher or encoding in common")
+        conn.cipher, conn.encoding = cipher, encoding
+        conn.binarize = self._binarize and p.get("binarize") is True
+        conn.client_iv = client_iv
+        conn.phase = Phase.KEYED
+        conn.sealer = None
+        # Both ends derive the key now, in parallel: ours off the event loop.
+        conn.key_future = asyncio.ensure_future(
+            asyncio.to_thread(derive_key, conn.client.password, client_iv, conn.server_iv)
+        )
+        await conn.ws.send(
+            plain(
+                MsgType.SHAKE,
+                {
+                    "envelope": envelope(conn.client.password, conn.server_iv),
+                    "encoding": encoding.value,
+                    "cipher": cipher.value,
+                },
+            )
+        )
+
+    # -- messages -----------------------------------------------------------------------------
+
+    async def _dispatch(self, conn: Connection, msg: HiveMessage) -> None:
+        handler = self._handlers.get(msg.msg_type)
+        if handler is None:
+            await self._refuse(conn, msg.msg_type, None, "this hub does not handle that type")
+            return
+        await handler(self, conn, msg)
+
+    async def _on_hello(self, conn: Connection, msg: HiveMessage) -> None:
+        session = msg.payload.get("session")
+        if isinstance(session, dict):
+            sid = session.get("session_id")
+            if isinstance(sid, str) and 0 < len(sid) <= 128:
+                conn.session_id = sid
+        site = msg.payload.get("site_id")
+        if isinstance(site, str) and len(site) <= 128:
+            conn.site_id = site
+
+    async def _on_shake(self, conn: Connection, msg: HiveMessage) -> None:
+        raise ProtocolViolation("handshake inside an encrypted session")
+
+    async def _on_ignored(self, conn: Connection, msg: HiveMessage) -> None:
+        return  # shared_bus: a client sharing its own bus, for monitoring; nothing to do
+
+    async def _on_bus(self, conn: Connection, msg: HiveMessage) -> None:
+        m = BusMessage.of(msg.payload)
+        if not conn.client.may_inject(m.type):
+            await self._refuse(conn, MsgType.BUS, m.type, "this client may not send that message")
+            return
+        if m.type != UTTERANCE:
+            return  # allowed, and nothing on this hub listens for it
+        utterances = m.data.get("utterances")
+        if (
+            not isinstance(utterances, list)
+            or not utterances
+            or not all(isinstance(u, str) for u in utterances)
+        ):
+            await self._refuse(conn, MsgType.BUS, m.type, "utterances must be a list of text")
+            return
+        if conn.turns >= MAX_TURNS:
+            await self._refuse(conn, MsgType.BUS, m.type, "too many turns at once")
+            return
+        conn.turns += 1
+        task = asyncio.create_task(self._turn(conn, m, utterances[0]))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _on_route(self, conn: Connection, msg: HiveMessage) -> None:
+        if not conn.client.may_route(msg.msg_type):
+            await self._refuse(conn, msg.msg_type, None, "this client may not send that message")
+            return
+        if msg.msg_type is MsgType.ESCALATE:
+            return  # this hub has no parent to escalate to
+        inner = msg.inner()
+        inner.source_peer = self.node_id
+        kind = inner.payload.get("type") if inner.msg_type is MsgType.BUS else None
+        for other in list(self.live):
+            if other is conn or other.phase is not Phase.ESTABLISHED or other.closing:
+                continue
+            if isinstance(kind, str) and not other.client.may_receive(kind):
+                continue
+            self._spawn(self._send(other, inner))
+
+    async def _turn(self, conn: Connection, m: BusMessage, utterance: str) -> None:
+        started = time.perf_counter()
+        lang = m.data.get("lang") if isinstance(m.data.get("lang"), str) else "en-us"
+        session = m.context.get("session")
+        sid = conn.session_id
+        if isinstance(session, dict) and isinstance(session.get("session_id"), str):
+            sid = session["session_id"][:128] or sid
+        try:
+            agent = conn.client.agent_id or await self._default_agent()
+            handle = await self._hub.bridge.start(
+                TurnRequest(
+                    agent=agent,
+                    message=utterance,
+                    source="hivemind",
+                    session_id=bridge_session(conn.client.id, sid),
+                )
+            )
+            spoken = (await handle.result()).spoken
+        except HivecallError as e:
+            spoken = f"Sorry, that did not work: {e.message}"
+        except Exception:
+            log.exception("HiveMind turn failed", extra={"client": conn.client.name})
+            spoken = "Sorry, something went wrong on the hub."
+        finally:
+            conn.turns -= 1
+        context = {
+            **m.context,
+            "source": m.context.get("destination") or "skills",
+            "destination": m.context.get("source") or conn.peer,
+        }
+        try:
+            await self._send(
+                conn,
+                bus(
+                    "speak", {"utterance": spoken, "lang": lang, "expect_response": False}, context
+                ),
+            )
+            await self._send(conn, bus("ovos.utterance.handled", {}, context))
+        except ConnectionClosed:
+            return
+        log.info(
+            "HiveMind turn answered",
+            extra={"client": conn.client.name, "ms": round((time.perf_counter() - started) * 1e3)},
+        )
+
+    async def _default_agent(self) -> str:
+        """The hub's first agent, for clients added without one (looked up every 2 s)."""
+        now = time.monotonic()
+        if self._default is None or now - self._default[0] > DEFAULT_AGENT_TTL:
+            agents = await self._hub.agents.list()
+            if not agents:
+                raise Forbidden("this hub has no agent yet", code="no_agent")
+            self._default = (now, agents[0].id)
+        return self._default[1]
+
+    async def _refuse(
+        self, conn: Connection, msg_type: MsgType, bus_type: str | None, why: str
+    ) -> None:
+        """Tell the client its message was refused (never a silent drop)."""
+        error = Forbidden(why, code="hivemind_refused").as_dict()
+        data = {"msg_type": msg_type.value, "type": bus_type, **error}
+        await self._send(conn, bus(REFUSED, data, {"destination": conn.peer}))
+
+    async def _send(self, conn: Connection, msg: HiveMessage) -> None:
+        if msg.msg_type is MsgType.BUS:
+            kind = msg.payload.get("type")
+            if isinstance(kind, str) and kind != REFUSED and not conn.client.may_receive(kind):
+                return
+        if conn.sealer is None and conn.key_future is not None:
+            conn.sealer = Sealer(conn.cipher, await conn.key_future)
+            conn.key_future = None
+        await conn.ws.send(conn.encode(msg))
+
+    _handlers: dict[MsgType, Callable[[HiveMindListener, Connection, HiveMessage], Awaitable[None]]]
+
+
+HiveMindListener._handlers = {
+    MsgType.HELLO: HiveMindListener._on_hello,
+    MsgType.SHAKE: HiveMindListener._on_shake,
+    MsgType.BUS: HiveMindListener._on_bus,
+    MsgType.SHARED_BUS: HiveMindListener._on_ignored,
+    MsgType.BROADCAST: HiveMindListener._on_route,
+    MsgType.PROPAGATE: HiveMindListener._on_route,
+    MsgType.ESCALATE: HiveMindListener._on_route,
+}
+
+
+def _first(wanted: Any, allowed: tuple[Any, ...], default: Any) -> Any:
+    """The first of the client's choices the server allows (upstream: the client's order)."""
+    if wanted is None:
+        wanted = [default]
+    if not isinstance(wanted, list):
+        return None
+    allowed_values = {a.value: a for a in allowed}
+    for w in wanted[:32]:
+        if isinstance(w, str) and w in allowed_values:
+            return allowed_values[w]
+    return None
