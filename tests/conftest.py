@@ -8,10 +8,11 @@ its own. Without that URL the PostgreSQL cases are skipped, unless HIVECALL_TEST
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -40,6 +41,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if SCANNER.leaks:
         session.config.get_terminal_writer().line(report(SCANNER.leaks), red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(autouse=True)
+def _drop_cli_log_handlers() -> Iterator[None]:
+    """A CLI command run in-process (CliRunner) installs hivecall's stderr log handler on a
+    stream that closes with the run: take it off again."""
+    yield
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "hivecall", False)]:
+        root.removeHandler(handler)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -23,10 +23,16 @@ class FieldsFormatter(logging.Formatter):
 def setup_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(FieldsFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.hivecall = True  # type: ignore[attr-defined]
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Replace only hivecall's own handler: a host process (or a test's log watcher) keeps its.
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "hivecall", False)]
+    root.addHandler(handler)
     root.setLevel(
         level.upper() if level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO"
     )
-    # Alembic announces every migration step at INFO; that is noise on each start.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Alembic announces every migration step at INFO, and aioice every ICE candidate pair of a
+    # local call: noise, unless asked for with HIVECALL_LOG_LEVEL=debug.
+    quiet = logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
+    for name in ("alembic", "aioice", "aiortc"):
+        logging.getLogger(name).setLevel(quiet)

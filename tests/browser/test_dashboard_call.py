@@ -148,7 +148,8 @@ async def test_without_a_microphone_the_call_is_speaker_only(
     assert not [line for line in console if line.startswith(("pageerror", "error"))]
 
 
-@pytest.mark.parametrize("live_hub_settings", [{"openai_api_key": ""}])
+# With no key, "auto" picks local calls; a hub set to BYOK says what is missing.
+@pytest.mark.parametrize("live_hub_settings", [{"openai_api_key": "", "default_call_mode": "byok"}])
 async def test_a_missing_key_shows_the_clear_error(
     page: Page, live_hub: LiveHub, realtime_standin: RealtimeStandin
 ) -> None:

@@ -22,6 +22,7 @@ DEVICE_ROUTES = {
     ("GET", "/api/calls/{call_id}"),
     ("POST", "/api/calls/{call_id}/events"),
     ("POST", "/api/calls/{call_id}/end"),
+    ("POST", "/api/calls/{call_id}/local/offer"),  # its own local calls' offers
     ("POST", "/api/phone"),  # only with the call_id of its own live call (tested below)
     ("POST", "/api/logout"),  # ends a browser session; a device token has none
 }

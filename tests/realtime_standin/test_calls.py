@@ -146,7 +146,9 @@ async def test_the_default_script_over_webrtc(
     copies = [c for e in client.events for c in calls_in(e)]
     assert len(copies) == 3 and {c["call_id"] for c in copies} == {tool_call["call_id"]}
     assert client.types().count("output_audio_buffer.started") == 2
-    # Everything the stand-in sent is a valid server event for the openai SDK.
+    # Everything the stand-in sent (output_audio_buffer.stopped follows the last response.done,
+    # so wait for it to arrive) is a valid server event for the openai SDK.
+    await until(lambda: len(client.events) >= len(call.sent))
     assert client.events == call.sent
     assert_sdk_parses(call.sent)
 
