@@ -85,7 +85,7 @@ class LocalConversation:
         )
         self._pending = bytearray()
         self._guess: _Guess | None = None
-        self._utterances: asyncio.Queue[bytes] = asyncio.Queue()
+        self._utterances: asyncio.Queue[tuple[bytes, _Guess | None]] = asyncio.Queue()
         self._answers: asyncio.Queue[tuple[str, Awaitable[str] | str]] = asyncio.Queue()
         self._speaking: str | None = None  # the response id being spoken
         self._cut: set[str] = set()  # responses stopped by barge-in
@@ -112,7 +112,9 @@ class LocalConversation:
                 elif event.kind == "resume":
                     self._guess = None
                 elif event.kind == "end":
-                    self._utterances.put_nowait(event.audio)
+                    # The guess goes with its own utterance: the next one may pause meanwhile.
+                    self._utterances.put_nowait((event.audio, self._guess))
+                    self._guess = None
                 else:
                     self.stats.dropped += 1
                     self._guess = None
@@ -133,15 +135,14 @@ class LocalConversation:
 
     async def _hear(self) -> None:
         while True:
-            audio = await self._utterances.get()
+            audio, guess = await self._utterances.get()
             try:
-                await self._one_utterance(audio)
+                await self._one_utterance(audio, guess)
             except Exception:
                 log.exception("a local call could not hear an utterance")
                 self.emit(_error("stt_failed", "the hub could not transcribe that"))
 
-    async def _one_utterance(self, audio: bytes) -> None:
-        guess, self._guess = self._guess, None
+    async def _one_utterance(self, audio: bytes, guess: _Guess | None) -> None:
         loop = asyncio.get_running_loop()
         if guess is not None and guess.size == len(audio):
             self.stats.guesses_used += 1
