@@ -4,57 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import json
-import time
 from typing import Any
 
 import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
-from av import AudioFrame, AudioResampler
+from av import AudioResampler
 
 from hivecall.voice.local.ice import allow_loopback_ice
-from hivecall.voice.local.tts import resample
-
-RATE = 48000
-SAMPLES = 960
+from hivecall.voice.local.track import SpeechTrack
+from hivecall.voice.local.tts import RATE, resample
 
 
-class PcmTrack(MediaStreamTrack):
-    """A microphone that says the queued 16 kHz PCM in real time, then stays silent."""
-
-    kind = "audio"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._pending = bytearray()
-        self._start: float | None = None
-        self._pts = 0
+class PcmTrack(SpeechTrack):
+    """A microphone that says the queued 16 kHz PCM in real time, then stays silent (the hub's
+    own outgoing track, which does exactly that at 48 kHz)."""
 
     def say(self, pcm16k: bytes) -> None:
-        self._pending += resample(np.frombuffer(pcm16k, dtype=np.int16), 16000, RATE)
+        self.play(resample(np.frombuffer(pcm16k, dtype=np.int16), 16000, RATE))
 
     @property
     def done(self) -> bool:
-        return not self._pending
-
-    async def recv(self) -> AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._pts += SAMPLES
-            await asyncio.sleep(max(0.0, self._start + self._pts / RATE - time.monotonic()))
-        data = bytes(self._pending[: SAMPLES * 2]).ljust(SAMPLES * 2, b"\0")
-        del self._pending[: SAMPLES * 2]
-        frame = AudioFrame(format="s16", layout="mono", samples=SAMPLES)
-        frame.planes[0].update(data)
-        frame.pts = self._pts
-        frame.sample_rate = RATE
-        frame.time_base = fractions.Fraction(1, RATE)
-        return frame
+        return not self.playing
 
 
 class Caller:

@@ -3,20 +3,15 @@ model makes local calls unavailable with the command that fixes it (and BYOK sti
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from hivecall.settings import Settings
 from hivecall.voice.local import models
 from hivecall.voice.local.models import INSTALL, ModelMissing, Models
-from tests.conftest import OWNER
-from tests.keys import FAKE_OPENAI_KEY
-from tests.standins.realtime.server import RealtimeStandin
+from tests.calls.test_local_unavailable import without_piper  # noqa: F401 (a fixture)
 
 
 def test_the_models_come_from_their_packages() -> None:
@@ -47,17 +42,6 @@ def test_the_process_shares_one_set_of_models() -> None:
     assert models.shared() is models.shared()
 
 
-@pytest.fixture
-def without_piper(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = importlib.util.find_spec
-
-    def find_spec(name: str, *args: Any) -> Any:
-        return None if name == "piper" else real(name, *args)
-
-    monkeypatch.setattr(models, "_installed", False)
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-
-
 @pytest.mark.usefixtures("without_piper")
 def test_a_missing_package_names_the_install_command() -> None:
     reason = models.problem()
@@ -73,38 +57,3 @@ def test_a_missing_model_file_names_it(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setattr(models, "piper_voice", lambda: tmp_path / "gone.onnx")
     reason = models.problem()
     assert reason is not None and "gone.onnx" in reason and INSTALL in reason
-
-
-@pytest.fixture
-def realtime() -> Any:
-    with RealtimeStandin(api_key=FAKE_OPENAI_KEY) as standin:
-        yield standin
-
-
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str, realtime: RealtimeStandin) -> Settings:
-    return Settings(
-        home=tmp_path / "home",
-        database_url=database_url,
-        owner_token=OWNER,
-        openai_api_key=FAKE_OPENAI_KEY,
-        openai_base_url=realtime.base_url,
-    )
-
-
-@pytest.mark.usefixtures("without_piper")
-async def test_without_the_extra_local_is_unavailable_and_byok_still_works(
-    client: httpx.AsyncClient,
-) -> None:
-    modes = {m["mode"]: m for m in (await client.get("/api/calls/modes")).json()["modes"]}
-    assert modes["byok"]["available"] is True
-    assert modes["local"]["available"] is False
-    assert modes["local"]["code"] == "local_unavailable"
-    assert INSTALL in modes["local"]["reason"]
-
-    agent = (await client.get("/api/agents")).json()["agents"][0]
-    r = await client.post("/api/calls", json={"agent_id": agent["id"], "mode": "local"})
-    assert r.status_code == 400 and r.json()["error"]["code"] == "local_unavailable"
-    assert (await client.get("/api/calls")).json()["calls"] == []
-    r = await client.post("/api/calls", json={"agent_id": agent["id"]})
-    assert r.status_code == 201 and r.json()["call"]["mode"] == "byok"
