@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bridge_overhead
 import call_setup
 import compat_chat
+import hivemind
 import local_speech
 from harness import BenchError, Options, Result
 
@@ -35,6 +36,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     compat_chat.NAME: compat_chat.run,
     call_setup.NAME: call_setup.run,
     local_speech.NAME: local_speech.run,
+    hivemind.NAME: hivemind.run,
 }
 
 

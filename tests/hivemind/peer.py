@@ -56,6 +56,7 @@ class Peer:
         binarize: bool = False,
         password: str | None = None,
         read_offer: bool = True,
+        session: str = "s1",
     ) -> None:
         if read_offer:
             hello = await self.recv_plain()
@@ -83,7 +84,7 @@ class Peer:
         key = derive_key(self.password, iv, envelope_iv(reply.payload["envelope"]))
         self.sealer = Sealer(cipher, key)
         self.binarize = binarize
-        await self.send(HiveMessage(MsgType.HELLO, {"session": {"session_id": "s1"}}))
+        await self.send(HiveMessage(MsgType.HELLO, {"session": {"session_id": session}}))
 
     async def send_plain(self, msg_type: MsgType, payload: dict[str, Any]) -> None:
         await self.ws.send(json.dumps(HiveMessage(msg_type, payload).as_dict()))

@@ -54,6 +54,7 @@ class Upstream:
         *,
         binarize: bool = True,
         tls: bool = False,
+        extra: tuple[str, ...] = (),
     ) -> Upstream:
         home = tmp / f"home-{version}-{mode}"
         home.mkdir(exist_ok=True)
@@ -71,6 +72,7 @@ class Upstream:
             args.append("--no-binarize")
         if tls:
             args.append("--tls")
+        args.extend(extra)
         proc = await asyncio.create_subprocess_exec(
             str(python_of(version)),
             *args,

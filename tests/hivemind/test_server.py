@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from hivecall.hivemind.connection import Phase
 from hivecall.hivemind.crypto import envelope, new_iv
 from hivecall.hivemind.wire import HiveMessage, MsgType, bus
 from tests.hivemind.conftest import Hive
@@ -173,6 +174,14 @@ async def test_deleting_a_client_disconnects_it(hive: Hive) -> None:
     assert await peer.closed(timeout=5) == (1008, "client revoked")
 
 
+async def established(hive: Hive, n: int) -> None:
+    """Wait until the hub has read a sealed frame from `n` clients (a client's handshake ends
+    when it sends its hello; the hub counts it from the moment it decrypts one)."""
+    async with asyncio.timeout(5):
+        while sum(c.phase is Phase.ESTABLISHED for c in hive.listener.live) < n:
+            await asyncio.sleep(0.01)
+
+
 async def test_routing_rights(hive: Hive) -> None:
     a = await hive.add("a")
     b = await hive.add("b")
@@ -180,6 +189,7 @@ async def test_routing_rights(hive: Hive) -> None:
     pb = await Peer.connect(hive.port, b.key, b.password)
     await pa.handshake()
     await pb.handshake()
+    await established(hive, 2)  # else a propagate may overtake b's hello (b not yet counted)
     inner = bus("hello.everyone", {"x": 1}, {}).as_dict()
     await pa.send(HiveMessage(MsgType.PROPAGATE, inner))
     kind, data = await pa.recv_bus()

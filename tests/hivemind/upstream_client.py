@@ -1,11 +1,16 @@
 """Drive a real, unmodified upstream hivemind-bus-client (run with that client's own venv).
 
     python upstream_client.py PORT ACCESS_KEY PASSWORD MODE [--no-binarize] [--tls]
+        [--audio PCM_FILE] [--out DIR]
 
 MODE is `utter` (send an utterance, wait for speak and ovos.utterance.handled), `refused`
 (send a message type the client may not send, wait for hive.message.refused) or `connect`
-(only the handshake). Prints one JSON line with what happened, then waits for stdin to close
-so the test can look at the server's side of the live connection. Never imports hivecall.
+(only the handshake). Satellite modes send PCM_FILE (16 kHz mono s16) as a `bin` frame:
+`audio-handle` (STT_AUDIO_HANDLE: a turn), `audio-transcribe` (STT_AUDIO_TRANSCRIBE: words
+only), `audio-raw` (RAW_AUDIO in 4096-byte chunks, like hivemind-mic-satellite), and `synth`
+asks for `speak:synth`; TTS_AUDIO received is written to DIR/tts-N.wav. Prints one JSON line
+with what happened, then waits for stdin to close so the test can look at the server's side of
+the live connection. Never imports hivecall.
 """
 
 from __future__ import annotations
@@ -24,7 +29,28 @@ def main() -> None:
     port, key, password, mode = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
     binarize = "--no-binarize" not in sys.argv
     from hivemind_bus_client import HiveMessageBusClient  # type: ignore[import-not-found]
+    from hivemind_bus_client.client import BinaryDataCallbacks  # type: ignore[import-not-found]
+    from hivemind_bus_client.message import (  # type: ignore[import-not-found]
+        HiveMessage,
+        HiveMessageType,
+    )
+    from hivemind_bus_client.serialization import (  # type: ignore[import-not-found]
+        HiveMindBinaryPayloadType,
+    )
     from ovos_bus_client.message import Message  # type: ignore[import-not-found]
+
+    out = sys.argv[sys.argv.index("--out") + 1] if "--out" in sys.argv else "."
+    tts: list[dict[str, object]] = []
+    done = threading.Event()
+
+    class Tts(BinaryDataCallbacks):  # type: ignore[misc]
+        def handle_receive_tts(self, data: bytes, utterance: str, lang: str, name: str) -> None:
+            path = f"{out}/tts-{len(tts)}.wav"
+            with open(path, "wb") as f:
+                f.write(data)
+            tts.append({"path": path, "utterance": utterance, "lang": lang, "file_name": name})
+            if mode == "synth":
+                done.set()
 
     client = HiveMessageBusClient(
         key=key,
@@ -33,18 +59,28 @@ def main() -> None:
         port=int(port),
         useragent="interop-test",
         binarize=binarize,
+        bin_callbacks=Tts(),
     )
     got: dict[str, list[dict[str, object]]] = {
         "speak": [],
         "ovos.utterance.handled": [],
         "hive.message.refused": [],
+        "recognizer_loop:transcribe.response": [],
+        "recognizer_loop:record_begin": [],
+        "recognizer_loop:record_end": [],
+        "recognizer_loop:utterance": [],
+        "recognizer_loop:speech.recognition.unknown": [],
     }
-    done = threading.Event()
+    final = {
+        "ovos.utterance.handled",
+        "hive.message.refused",
+        "recognizer_loop:transcribe.response",
+    }
 
     def on(kind: str) -> Callable[[Any], None]:
         def handler(message: Any) -> None:
             got[kind].append(message.data)
-            if kind != "speak":
+            if kind in final:
                 done.set()
 
         return handler
@@ -68,6 +104,32 @@ def main() -> None:
     elif shook and mode == "refused":
         client.emit(Message("mycroft.stop", {}))
         result["answered"] = done.wait(15)
+    elif shook and mode == "synth":
+        client.emit(Message("speak:synth", {"utterance": "the kettle is on", "lang": "en-us"}))
+        result["answered"] = done.wait(30)
+    elif shook and mode.startswith("audio-"):
+        with open(sys.argv[sys.argv.index("--audio") + 1], "rb") as f:
+            pcm = f.read()
+        meta = {"lang": "en-us", "sample_rate": 16000, "sample_width": 2}
+        kinds = {
+            "audio-handle": HiveMindBinaryPayloadType.STT_AUDIO_HANDLE,
+            "audio-transcribe": HiveMindBinaryPayloadType.STT_AUDIO_TRANSCRIBE,
+            "audio-raw": HiveMindBinaryPayloadType.RAW_AUDIO,
+        }
+        chunks = (
+            [pcm[i : i + 4096] for i in range(0, len(pcm), 4096)] if mode == "audio-raw" else [pcm]
+        )
+        for chunk in chunks:
+            client.emit(
+                HiveMessage(HiveMessageType.BINARY, payload=chunk, metadata=meta),
+                binary_type=kinds[mode],
+            )
+        result["answered"] = done.wait(60)
+        if result["answered"] and mode != "audio-transcribe":
+            deadline = time.monotonic() + 30  # the TTS_AUDIO of a spoken answer
+            while not tts and time.monotonic() < deadline:
+                time.sleep(0.05)
+    result["tts"] = tts
     result.update(got)
     print(MARK + json.dumps(result), flush=True)
     sys.stdin.read()

@@ -3,7 +3,8 @@
 Layout, most significant bit first, left-padded with 0 bits to a whole number of bytes:
 start bit 1, versioned bit (+ 8-bit protocol version when set), 5-bit message type, zlib bit,
 8-bit metadata length, the metadata (JSON, zlib'd when the bit is set), then for `bin` a 4-bit
-binary type, then the payload (JSON for every type but `bin`, zlib'd when the bit is set).
+binary type, then the payload (JSON for every type but `bin`, zlib'd when the bit is set; a
+`bin` payload is raw bytes, never compressed: the bit covers only its metadata).
 
 hivemind-bus-client 0.4.4 reads every frame as compressed (it tests the zlib bit with `bool()`
 on a one-bit slice, which is always true), so frames the hub writes are always compressed.
@@ -118,7 +119,8 @@ def decode(frame: bytes, *, max_inflated: int) -> Frame:
     payload_raw = take(rest).to_bytes(rest // 8, "big") if rest else b""
     if compressed:
         meta_raw = _inflate(meta_raw, max_inflated) if meta_raw else b""
-        payload_raw = _inflate(payload_raw, max_inflated)
+        if msg_type is not MsgType.BIN:
+            payload_raw = _inflate(payload_raw, max_inflated)
     metadata = _json_object(meta_raw, "metadata") if meta_raw else {}
     if msg_type is MsgType.BIN:
         return Frame(msg_type, payload_raw, metadata, bin_type)
@@ -137,7 +139,9 @@ def encode(
     meta = json.dumps(metadata or {}).encode()
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     if compress:
-        meta, body = zlib.compress(meta), zlib.compress(body)
+        meta = zlib.compress(meta)
+        if msg_type is not MsgType.BIN:
+            body = zlib.compress(body)
     if len(meta) > 255:
         raise WireError("binary frame metadata over 255 bytes")
     is_bin = msg_type is MsgType.BIN

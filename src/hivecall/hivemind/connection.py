@@ -18,6 +18,7 @@ from hivecall.hivemind import binary
 from hivecall.hivemind.crypto import Cipher, Sealer
 from hivecall.hivemind.encodings import Encoding
 from hivecall.hivemind.permissions import ClientRecord
+from hivecall.hivemind.voice import Stream
 from hivecall.hivemind.wire import HiveMessage, MsgType
 
 # A session key may seal this many client frames; then the client must reconnect (nonces of
@@ -37,6 +38,7 @@ class ProtocolViolation(Exception):
 
 class Connection:
     __slots__ = (
+        "audio",
         "binarize",
         "cipher",
         "client",
@@ -48,6 +50,7 @@ class Connection:
         "nonces",
         "peer",
         "phase",
+        "pushed_tts",
         "sealer",
         "server_iv",
         "session_id",
@@ -78,6 +81,8 @@ class Connection:
         self.turns = 0
         self.timers: list[asyncio.TimerHandle] = []
         self.closing = False
+        self.audio: Stream | None = None  # the RAW_AUDIO stream, once a satellite sends one
+        self.pushed_tts: list[str] = []  # answers whose audio went out unasked (few, recent)
 
     def cancel_timers(self) -> None:
         for t in self.timers:
@@ -102,6 +107,13 @@ class Connection:
             frame = binary.encode(msg.msg_type, msg.payload, metadata=msg.metadata or None)
             return self.sealer.seal(frame)
         return self.sealer.seal_json(msg.to_json(), self.encoding)
+
+    def encode_bin(self, frame: bytes) -> bytes:
+        """A binarized frame, sealed (bin frames travel binarized whatever was negotiated,
+        as upstream sends them)."""
+        if self.sealer is None:
+            raise ValueError("no session key yet")
+        return self.sealer.seal(frame)
 
 
 def plain(msg_type: MsgType, payload: dict[str, Any]) -> str:

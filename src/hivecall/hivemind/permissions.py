@@ -22,6 +22,7 @@ DEFAULT_ALLOWED_TYPES: tuple[str, ...] = (
     "recognizer_loop:audio_output_end",
     "recognizer_loop:b64_transcribe",
     "speak:b64_audio",
+    "speak:synth",  # a satellite asking for an answer's audio (TTS_AUDIO)
     "ovos.common_play.SEI.get.response",
 )
 

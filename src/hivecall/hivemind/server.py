@@ -15,16 +15,19 @@ Fail closed, where upstream's server does not:
 
 hivemind-bus-client 0.4.4 listens for the server's `shake` only some tens of milliseconds after
 its socket opens, so a shake sent at once is lost and the client stalls 5 s before trying on
-its own. The server sends `hello` at once and its `shake` OFFER_DELAY later, and once more
-after RESEND_OFFER_AFTER if the client is still silent (a loaded machine). Resending sooner
-does not pay: the 1.2 line checks the password's strength for ~1.2 s before it answers, and it
-starts over on every offer it sees. A client that answers two offers gets one key anyway: the
-server's iv is fixed per connection and the key follows the client's latest envelope, which
-is the one the client keeps.
+its own. The server sends `hello` and its `shake` at once (a client already listening, such
+as hivecall's own, answers within milliseconds), again OFFER_DELAY later if the client has
+not answered (0.4.4 hears this one), and once more after RESEND_OFFER_AFTER if it is still
+silent (a loaded machine). Resending more often does not pay: the 1.2 line checks the
+password's strength for ~1.2 s before it answers, and it starts over on every offer it sees.
+A client that answers two offers gets one key anyway: the server's iv is fixed per connection
+and the key follows the client's latest envelope, which is the one the client keeps.
 
 A bus `recognizer_loop:utterance` runs one bridge turn on the client's agent and is answered
-with `speak` and `ovos.utterance.handled`. Disallowed messages are refused with a bus
-`hive.message.refused` carrying the hub's one error shape.
+with `speak` and `ovos.utterance.handled`. Satellites may speak instead (`bin` frames of audio,
+see voice.py): transcribed off the event loop, run as the same turn, answered with TTS_AUDIO
+too. Disallowed messages are refused with a bus `hive.message.refused` carrying the hub's one
+error shape.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from websockets.exceptions import ConnectionClosed
 from hivecall.bridge import TurnRequest
 from hivecall.errors import ConfigError, Forbidden, HivecallError
 from hivecall.hivemind import binary
+from hivecall.hivemind.binary import BinType
 from hivecall.hivemind.clients import HiveClients, key_hash
 from hivecall.hivemind.connection import Connection, Phase, ProtocolViolation, plain
 from hivecall.hivemind.crypto import (
@@ -63,6 +67,8 @@ from hivecall.hivemind.crypto import (
 )
 from hivecall.hivemind.encodings import Encoding
 from hivecall.hivemind.permissions import ClientRecord
+from hivecall.hivemind.voice import RATE as VOICE_RATE
+from hivecall.hivemind.voice import AudioRefused, Speech, Stream, audio_format, pcm_of, tts_frame
 from hivecall.hivemind.wire import BusMessage, HiveMessage, MsgType, WireError, bus, parse
 from hivecall.hub import Hub
 from hivecall.secretbox import SecretBox
@@ -72,12 +78,14 @@ log = logging.getLogger(__name__)
 
 PRE_HANDSHAKE_MAX = 8192  # bytes a frame may have before the handshake
 MAX_SHAKES = 8  # client shakes one connection may send
-OFFER_DELAY = 0.08  # seconds between hello and the shake offer (0.4.4's quirk)
+OFFER_DELAY = 0.08  # seconds after the first offer, the second (0.4.4 misses the first)
 RESEND_OFFER_AFTER = 2.0  # seconds after the offer, if the client has not answered
 MAX_TURNS = 4  # turns one connection may have running at once
 REFRESH_SECONDS = 1.0  # how often the listener looks for changed clients
 DEFAULT_AGENT_TTL = 2.0  # seconds the hub's first agent is remembered
 UTTERANCE = "recognizer_loop:utterance"
+SYNTH = "speak:synth"
+MAX_PUSHED_TTS = 4  # unasked answers remembered per connection (to skip their speak:synth)
 REFUSED = "hive.message.refused"
 AUTH_CLOSE = (1008, "invalid authorization")
 
@@ -144,8 +152,11 @@ def bridge_session(client_id: str, session: str) -> str:
 
 
 class HiveMindListener:
-    def __init__(self, hub: Hub, settings: Settings, clients: HiveClients) -> None:
+    def __init__(
+        self, hub: Hub, settings: Settings, clients: HiveClients, *, speech: Speech | None = None
+    ) -> None:
         self._hub = hub
+        self.speech = speech or Speech()
         self._clients = clients
         self._ciphers = parse_ciphers(settings.hivemind_ciphers)
         self._encodings = parse_encodings(settings.hivemind_encodings)
@@ -320,6 +331,7 @@ class HiveMindListener:
         await conn.ws.send(
             plain(MsgType.HELLO, {"pubkey": None, "peer": conn.peer, "node_id": self.node_id})
         )
+        await self._send_shake_offer(conn)
         loop = asyncio.get_running_loop()
         conn.timers.append(loop.call_later(OFFER_DELAY, self._offer_shake, conn))
         conn.timers.append(
@@ -358,8 +370,9 @@ class HiveMindListener:
                 conn.note_nonce(nonce)
                 frame = binary.decode(data, max_inflated=self._max_frame)
                 if frame.msg_type is MsgType.BIN:
-                    conn.phase = Phase.ESTABLISHED
-                    await self._refuse(conn, MsgType.BIN, None, "binary payloads are not supported")
+                    self._established(conn)
+                    assert isinstance(frame.payload, bytes)
+                    await self._on_bin(conn, frame)
                     return
                 msg = parse(
                     {
@@ -388,11 +401,14 @@ class HiveMindListener:
             raise ProtocolViolation("frame does not decrypt") from e
         except WireError as e:
             raise ProtocolViolation("malformed message") from e
+        self._established(conn)
+        await self._dispatch(conn, msg)
+
+    def _established(self, conn: Connection) -> None:
         if conn.phase is not Phase.ESTABLISHED:
             conn.phase = Phase.ESTABLISHED
             conn.cancel_timers()
             log.info("HiveMind client connected", extra={"client": conn.client.name})
-        await self._dispatch(conn, msg)
 
     async def _sealer(self, conn: Connection) -> Sealer:
         if conn.sealer is None:
@@ -480,6 +496,9 @@ class HiveMindListener:
         if not conn.client.may_inject(m.type):
             await self._refuse(conn, MsgType.BUS, m.type, "this client may not send that message")
             return
+        if m.type == SYNTH:
+            await self._on_synth(conn, m)
+            return
         if m.type != UTTERANCE:
             return  # allowed, and nothing on this hub listens for it
         utterances = m.data.get("utterances")
@@ -494,7 +513,13 @@ class HiveMindListener:
             await self._refuse(conn, MsgType.BUS, m.type, "too many turns at once")
             return
         conn.turns += 1
-        task = asyncio.create_task(self._turn(conn, m, utterances[0]))
+        self._start(self._turn(conn, m, utterances[0]))
+
+    def _start(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            await work
+
+        task = asyncio.create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -514,9 +539,13 @@ class HiveMindListener:
                 continue
             self._spawn(self._send(other, inner))
 
-    async def _turn(self, conn: Connection, m: BusMessage, utterance: str) -> None:
+    async def _turn(
+        self, conn: Connection, m: BusMessage, utterance: str, *, voice: bool = False
+    ) -> None:
+        """One bridge turn; `voice`: the utterance was spoken, so the answer is spoken too."""
         started = time.perf_counter()
-        lang = m.data.get("lang") if isinstance(m.data.get("lang"), str) else "en-us"
+        asked = m.data.get("lang")
+        lang = asked if isinstance(asked, str) and len(asked) <= 16 else "en-us"
         session = m.context.get("session")
         sid = conn.session_id
         if isinstance(session, dict) and isinstance(session.get("session_id"), str):
@@ -545,12 +574,16 @@ class HiveMindListener:
             "destination": m.context.get("source") or conn.peer,
         }
         try:
+            if voice:
+                conn.pushed_tts = [*conn.pushed_tts[-(MAX_PUSHED_TTS - 1) :], spoken]
             await self._send(
                 conn,
                 bus(
                     "speak", {"utterance": spoken, "lang": lang, "expect_response": False}, context
                 ),
             )
+            if voice:
+                await self._send_tts(conn, spoken, lang)
             await self._send(conn, bus("ovos.utterance.handled", {}, context))
         except ConnectionClosed:
             return
@@ -558,6 +591,139 @@ class HiveMindListener:
             "HiveMind turn answered",
             extra={"client": conn.client.name, "ms": round((time.perf_counter() - started) * 1e3)},
         )
+
+    # -- satellites' audio (voice.py) ---------------------------------------------------------
+
+    async def _on_bin(self, conn: Connection, frame: binary.Frame) -> None:
+        kind = frame.bin_type
+        if kind not in (BinType.RAW_AUDIO, BinType.STT_AUDIO_HANDLE, BinType.STT_AUDIO_TRANSCRIBE):
+            await self._refuse(conn, MsgType.BIN, None, "this hub takes only audio bin frames")
+            return
+        if reason := self.speech.problem():
+            await self._refuse(conn, MsgType.BIN, None, reason, code="speech_unavailable")
+            return
+        assert isinstance(frame.payload, bytes)
+        try:
+            rate, lang = audio_format(frame.metadata)
+            if kind is BinType.RAW_AUDIO:
+                if rate != VOICE_RATE:
+                    raise AudioRefused("RAW_AUDIO streams must be 16 kHz")
+                await self._on_stream(conn, frame.payload, lang)
+                return
+            pcm, rate = pcm_of(frame.payload, rate)
+        except AudioRefused as e:
+            await self._refuse(conn, MsgType.BIN, None, str(e))
+            return
+        if conn.turns >= MAX_TURNS:
+            await self._refuse(conn, MsgType.BIN, None, "too many turns at once")
+            return
+        conn.turns += 1
+        if kind is BinType.STT_AUDIO_TRANSCRIBE:
+            self._start(self._transcribe_only(conn, pcm, rate, lang))
+        else:
+            self._start(self._spoken_turn(conn, pcm, rate, lang))
+
+    async def _on_stream(self, conn: Connection, chunk: bytes, lang: str | None) -> None:
+        if conn.audio is None:
+            conn.audio = Stream()
+        for kind, audio in conn.audio.feed(chunk):
+            if kind == "start":
+                await self._send(conn, bus("recognizer_loop:record_begin", {}, {}))
+                continue
+            await self._send(conn, bus("recognizer_loop:record_end", {}, {}))
+            if kind == "drop":
+                continue
+            if conn.turns >= MAX_TURNS:
+                await self._refuse(conn, MsgType.BIN, None, "too many turns at once")
+                continue
+            conn.turns += 1
+            self._start(self._spoken_turn(conn, audio, VOICE_RATE, lang, echo=True))
+
+    async def _hear(self, conn: Connection, pcm: bytes, rate: int) -> str | None:
+        """The words in the audio; None (the client told) when the hub could not hear any."""
+        try:
+            text = await self.speech.transcribe(pcm, rate)
+        except Exception:
+            log.exception(
+                "HiveMind satellite audio not transcribed", extra={"client": conn.client.name}
+            )
+            text = ""
+        if not text:
+            await self._send(conn, bus("recognizer_loop:speech.recognition.unknown", {}, {}))
+            return None
+        return text
+
+    async def _spoken_turn(
+        self, conn: Connection, pcm: bytes, rate: int, lang: str | None, *, echo: bool = False
+    ) -> None:
+        try:
+            text = await self._hear(conn, pcm, rate)
+        except BaseException:
+            conn.turns -= 1
+            raise
+        if text is None:
+            conn.turns -= 1
+            return
+        data = {"utterances": [text], "lang": lang or "en-us"}
+        context = {"source": conn.peer, "destination": "skills"}
+        m = BusMessage(UTTERANCE, data, {"source": conn.peer, "destination": "HiveMind"})
+        try:
+            if echo:  # a stream: the satellite learns what the hub heard (as upstream tells it)
+                await self._send(conn, bus(UTTERANCE, data, context))
+        except BaseException:
+            conn.turns -= 1
+            raise
+        await self._turn(conn, m, text, voice=True)  # _turn gives the turn back
+
+    async def _transcribe_only(
+        self, conn: Connection, pcm: bytes, rate: int, lang: str | None
+    ) -> None:
+        try:
+            text = await self.speech.transcribe(pcm, rate)
+        except Exception:
+            log.exception(
+                "HiveMind satellite audio not transcribed", extra={"client": conn.client.name}
+            )
+            text = ""
+        finally:
+            conn.turns -= 1
+        found = [[text, 1.0]] if text else []
+        data = {"transcriptions": found, "lang": lang or "en-us"}
+        with contextlib.suppress(ConnectionClosed):
+            await self._send(conn, bus("recognizer_loop:transcribe.response", data, {}))
+
+    async def _on_synth(self, conn: Connection, m: BusMessage) -> None:
+        text = m.data.get("utterance")
+        if not isinstance(text, str) or not text.strip() or len(text) > 4000:
+            await self._refuse(conn, MsgType.BUS, m.type, "utterance must be text")
+            return
+        if text in conn.pushed_tts:  # its audio went out with the answer already
+            conn.pushed_tts.remove(text)
+            return
+        if reason := self.speech.problem():
+            await self._refuse(conn, MsgType.BUS, m.type, reason, code="speech_unavailable")
+            return
+        lang = m.data.get("lang")
+        lang = lang if isinstance(lang, str) and len(lang) <= 16 else "en-us"
+        self._start(self._send_tts(conn, text, lang))
+
+    async def _send_tts(self, conn: Connection, text: str, lang: str) -> None:
+        """`text` spoken, to the client as TTS_AUDIO (nothing when speech is not available)."""
+        if self.speech.problem() or not conn.client.may_receive("speak"):
+            return
+        try:
+            audio = await self.speech.synthesize(text)
+        except Exception:
+            log.exception("HiveMind answer not synthesized", extra={"client": conn.client.name})
+            return
+        if not audio:
+            return
+        frame = tts_frame(audio, text, lang)
+        if conn.sealer is None and conn.key_future is not None:
+            conn.sealer = Sealer(conn.cipher, await conn.key_future)
+            conn.key_future = None
+        with contextlib.suppress(ConnectionClosed):
+            await conn.ws.send(conn.encode_bin(frame))
 
     async def _default_agent(self) -> str:
         """The hub's first agent, for clients added without one (looked up every 2 s)."""
@@ -570,10 +736,16 @@ class HiveMindListener:
         return self._default[1]
 
     async def _refuse(
-        self, conn: Connection, msg_type: MsgType, bus_type: str | None, why: str
+        self,
+        conn: Connection,
+        msg_type: MsgType,
+        bus_type: str | None,
+        why: str,
+        *,
+        code: str = "hivemind_refused",
     ) -> None:
         """Tell the client its message was refused (never a silent drop)."""
-        error = Forbidden(why, code="hivemind_refused").as_dict()
+        error = Forbidden(why, code=code).as_dict()
         data = {"msg_type": msg_type.value, "type": bus_type, **error}
         await self._send(conn, bus(REFUSED, data, {"destination": conn.peer}))
 

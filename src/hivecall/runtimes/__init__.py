@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from hivecall.runtimes.base import ChatMessage, Runtime, TurnInput
 from hivecall.runtimes.command import CommandRuntime
 from hivecall.runtimes.echo import EchoRuntime
+from hivecall.runtimes.hivemind import HiveMindRuntime
 from hivecall.runtimes.openai_chat import OpenAIChatRuntime
 from hivecall.runtimes.presets import KINDS
 
@@ -20,10 +21,12 @@ class Runtimes:
         self, *, environ: Mapping[str, str], openai_api_key: Callable[[], str] = lambda: ""
     ) -> None:
         self._openai = OpenAIChatRuntime(default_api_key=openai_api_key)
+        self._hivemind = HiveMindRuntime()
         self._by_kind: dict[str, Runtime] = {
             "command": CommandRuntime(environ=dict(environ)),
             "openai_chat": self._openai,
             "echo": EchoRuntime(),
+            "hivemind": self._hivemind,
         }
 
     def register(self, kind: str, runtime: Runtime) -> None:
@@ -35,3 +38,4 @@ class Runtimes:
 
     async def aclose(self) -> None:
         await self._openai.aclose()
+        await self._hivemind.aclose()

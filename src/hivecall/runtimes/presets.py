@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # The runtime kinds an agent record may name (besides the preset names below).
-KINDS = ("command", "openai_chat", "echo")
+KINDS = ("command", "openai_chat", "echo", "hivemind")
 
 
 @dataclass(frozen=True)
