@@ -22,6 +22,10 @@ from hivecall.store.models import Token
 
 OWNER = "owner"
 ALL_SCOPES = ("*",)
+# A cloud call's worker: its token's subject is the call, and it may only relay turns into that
+# call and report its phases and lines (cloud/rooms.py).
+WORKER = "worker"
+WORKER_SCOPE = "call:worker"
 SESSION_TTL = timedelta(days=30)
 # last_used_at is a hint for people ("last seen"), not an audit log: write it at most this often.
 LAST_USED_EVERY = timedelta(minutes=1)
@@ -129,6 +133,15 @@ class Tokens:
             await s.execute(
                 update(Token)
                 .where(Token.kind == kind, Token.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC))
+            )
+        self._cache.clear()
+
+    async def revoke_subject(self, kind: str, subject: str) -> None:
+        async with self._store.session() as s, s.begin():
+            await s.execute(
+                update(Token)
+                .where(Token.kind == kind, Token.subject == subject, Token.revoked_at.is_(None))
                 .values(revoked_at=datetime.now(UTC))
             )
         self._cache.clear()

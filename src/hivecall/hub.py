@@ -13,6 +13,8 @@ from hivecall.agents.records import AgentCreate, Agents
 from hivecall.auth import Tokens
 from hivecall.bridge import Bridge
 from hivecall.calls import Calls
+from hivecall.cloud.invites import Invites
+from hivecall.cloud.rooms import CloudCalls
 from hivecall.pairing import Pairing
 from hivecall.preferences import Preferences
 from hivecall.runtimes import Runtimes
@@ -44,6 +46,8 @@ class Hub:
     contexts: ContextCache
     pairing: Pairing
     local: LocalCalls
+    cloud: CloudCalls
+    invites: Invites
     # Set when this start generated the owner token: shown once, then forgotten.
     new_owner_token: str | None = None
 
@@ -76,6 +80,7 @@ class Hub:
         )
         tokens = Tokens(store=store)
         calls = Calls(store=store)
+        contexts = ContextCache(bridge.recent)
         hub = cls(
             settings,
             store,
@@ -86,9 +91,11 @@ class Hub:
             prefs,
             calls,
             RealtimeMinter(),
-            ContextCache(bridge.recent),
+            contexts,
             Pairing(store=store, tokens=tokens, calls=calls),
             LocalCalls(calls=calls, bridge=bridge, agents=agents),
+            CloudCalls(store=store, calls=calls, tokens=tokens, agents=agents, contexts=contexts),
+            Invites(store=store),
         )
         return hub
 
@@ -123,6 +130,7 @@ class Hub:
 
     async def aclose(self) -> None:
         await self.local.aclose()
+        await self.cloud.aclose()
         await self.bridge.aclose()
         await self.minter.aclose()
         await self.runtimes.aclose()

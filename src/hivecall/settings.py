@@ -138,14 +138,66 @@ class Settings:
             "HIVECALL_LOCAL_SILENCE_MS",
         ),
     )
+    # -- cloud calls (cloud/): LiveKit rooms and the `hivecall worker` -------------------------
+    cloud_calls: bool = field(
+        default=False,
+        metadata=_row(
+            "The cloud plan: allow cloud calls (LiveKit rooms; they also need the LIVEKIT_* "
+            "settings).",
+            "HIVECALL_CLOUD_CALLS",
+        ),
+    )
     livekit_url: str = field(
-        default="", metadata=_row("LiveKit server URL for cloud calls.", "LIVEKIT_URL")
+        default="",
+        metadata=_row("LiveKit server URL for cloud calls (wss://… or https://…).", "LIVEKIT_URL"),
     )
     livekit_api_key: str = field(
         default="", metadata=_row("LiveKit API key.", "LIVEKIT_API_KEY", secret=True)
     )
     livekit_api_secret: str = field(
         default="", metadata=_row("LiveKit API secret.", "LIVEKIT_API_SECRET", secret=True)
+    )
+    livekit_agent_name: str = field(
+        default="hivecall",
+        metadata=_row(
+            "Agent name the hub dispatches into cloud calls and `hivecall worker` registers.",
+            "HIVECALL_LIVEKIT_AGENT_NAME",
+        ),
+    )
+    cloud_token_ttl_minutes: int = field(
+        default=15,
+        metadata=_row(
+            "Minutes a cloud call's join token (owner's, device's or guest's) stays valid.",
+            "HIVECALL_CLOUD_TOKEN_TTL_MINUTES",
+        ),
+    )
+    cloud_max_participants: int = field(
+        default=8,
+        metadata=_row(
+            "Most participants (people and agents) in one cloud call's room.",
+            "HIVECALL_CLOUD_MAX_PARTICIPANTS",
+        ),
+    )
+    cloud_empty_timeout: int = field(
+        default=300,
+        metadata=_row(
+            "Seconds LiveKit keeps a cloud call's room open while nobody has joined.",
+            "HIVECALL_CLOUD_EMPTY_TIMEOUT",
+        ),
+    )
+    worker_hub_url: str = field(
+        default="",
+        metadata=_row(
+            "Hub URL `hivecall worker` talks to (default: the hub's public URL).",
+            "HIVECALL_WORKER_HUB_URL",
+        ),
+    )
+    worker_wait_for_human: float = field(
+        default=60.0,
+        metadata=_row(
+            "Seconds an agent in a cloud call waits for a person to join before it leaves.",
+            "HIVECALL_WORKER_WAIT_FOR_HUMAN",
+        ),
     )
     turn_timeout: float = field(
         default=600.0,
@@ -264,6 +316,12 @@ class Settings:
             raise ConfigError("local_max_calls must be 0 (no local calls) or more")
         if not 240 <= self.local_silence_ms <= 3000:
             raise ConfigError("local_silence_ms must be between 240 and 3000")
+        if not 1 <= self.cloud_token_ttl_minutes <= 24 * 60:
+            raise ConfigError("cloud_token_ttl_minutes must be between 1 and 1440")
+        if not 2 <= self.cloud_max_participants <= 100:
+            raise ConfigError("cloud_max_participants must be between 2 and 100")
+        if self.cloud_empty_timeout < 10:
+            raise ConfigError("cloud_empty_timeout must be at least 10 seconds")
 
     @property
     def resolved_database_url(self) -> str:

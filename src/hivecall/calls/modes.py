@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hivecall.errors import BadRequest, HivecallError
+from hivecall.errors import HivecallError
 from hivecall.settings import Settings
 from hivecall.voice.local.models import problem as speech_problem
 from hivecall.voice.realtime import KEY_MISSING
@@ -17,6 +17,7 @@ class Mode:
     available: bool
     reason: str = ""
     code: str = ""
+    status: int = 400
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mode": self.name, "available": self.available}
@@ -26,7 +27,7 @@ class Mode:
         return out
 
     def error(self) -> HivecallError:
-        return BadRequest(self.reason, code=self.code)
+        return HivecallError(self.reason, code=self.code, status=self.status)
 
 
 def byok(settings: Settings) -> Mode:
@@ -46,12 +47,26 @@ def local(settings: Settings) -> Mode:
 
 
 def cloud(settings: Settings) -> Mode:
-    return Mode(
-        "cloud",
-        False,
-        "cloud calls are not enabled on this hub (they need LiveKit and the cloud plan)",
-        "cloud_not_enabled",
-    )
+    """Cloud calls need the cloud plan (HIVECALL_CLOUD_CALLS) and a LiveKit server. 402: the
+    hub works, this kind of call is what is not paid for or not set up."""
+    missing = [
+        env
+        for env, value in (
+            ("LIVEKIT_URL", settings.livekit_url),
+            ("LIVEKIT_API_KEY", settings.livekit_api_key),
+            ("LIVEKIT_API_SECRET", settings.livekit_api_secret),
+        )
+        if not value
+    ]
+    if not settings.cloud_calls:
+        reason = "cloud calls are not part of this hub's plan (HIVECALL_CLOUD_CALLS is off)"
+        if missing:
+            reason += f", and LiveKit is not set up ({', '.join(missing)} missing)"
+        return Mode("cloud", False, reason, "cloud_not_enabled", 402)
+    if missing:
+        reason = f"cloud calls need a LiveKit server: set {', '.join(missing)}"
+        return Mode("cloud", False, reason, "cloud_not_enabled", 402)
+    return Mode("cloud", True)
 
 
 CHECKS = {"byok": byok, "local": local, "cloud": cloud}

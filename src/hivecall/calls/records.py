@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import insert, select, update
 
-from hivecall.auth import Principal
+from hivecall.auth import WORKER, Principal
 from hivecall.calls.state import FROM, STAMP, TERMINAL, reached
 from hivecall.errors import Conflict, NotFound
 from hivecall.store import Store
@@ -30,6 +30,7 @@ class CallLineIn(BaseModel):
     kind: Literal["user", "agent", "tool", "error", "phase"]
     text: str = Field(max_length=MAX_LINE_CHARS)
     turn_id: str | None = Field(default=None, max_length=32)
+    speaker: str = Field(default="", max_length=200)
 
 
 @dataclass(frozen=True)
@@ -74,12 +75,16 @@ def line_view(line: CallLine) -> dict[str, Any]:
         "kind": line.kind,
         "text": line.text,
         "turn_id": line.turn_id,
+        "speaker": line.speaker,
     }
 
 
 def visible_to(call: Call, who: Principal) -> bool:
-    """The owner sees every call; a device or worker token only the calls it started."""
-    return who.can("admin") or call.started_by == who.token_id
+    """The owner sees every call; a device token only the calls it started; a cloud worker's
+    token only the call it was given for."""
+    if who.can("admin") or call.started_by == who.token_id:
+        return True
+    return who.kind == WORKER and who.subject == call.id
 
 
 class Calls:
@@ -164,7 +169,14 @@ class Calls:
             return
         now = datetime.now(UTC)
         rows = [
-            {"call_id": call.id, "at": now, "kind": ln.kind, "text": ln.text, "turn_id": ln.turn_id}
+            {
+                "call_id": call.id,
+                "at": now,
+                "kind": ln.kind,
+                "text": ln.text,
+                "turn_id": ln.turn_id,
+                "speaker": ln.speaker,
+            }
             for ln in lines
         ]
         async with self._store.engine.begin() as conn:

@@ -143,8 +143,46 @@ class CallLine(Base):
     kind: Mapped[str] = mapped_column(String(16))
     text: Mapped[str] = mapped_column(Text, default="")
     turn_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    # Who said it, in calls with several people or agents (cloud calls); empty otherwise.
+    speaker: Mapped[str] = mapped_column(String(200), default="")
 
     __table_args__ = (Index("ix_call_lines_call", "call_id", "id"),)
+
+
+class CallAgent(Base):
+    """An agent dispatched into a cloud call: the first one the call was started with, then any
+    added later. A worker may claim a (call, agent) pair only if it is here."""
+
+    __tablename__ = "call_agents"
+    call_id: Mapped[str] = mapped_column(
+        ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True
+    )
+    agent_id: Mapped[str] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(default=0)
+    voice: Mapped[str] = mapped_column(String(32), default="")
+    dispatch_id: Mapped[str] = mapped_column(String(64), default="")
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class CallInvite(Base):
+    """A link that lets a friend join a cloud call from a browser: stored hashed, expiring,
+    usable `max_uses` times."""
+
+    __tablename__ = "call_invites"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    max_uses: Mapped[int] = mapped_column(default=1)
+    uses: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (Index("ix_call_invites_call", "call_id"),)
 
 
 class PairingCode(Base):

@@ -30,5 +30,17 @@ def instructions(ctx: AgentContext) -> str:
     return f"{RULES.format(name=ctx.name)}\n\nWhat you know about the agent:\n{context}"
 
 
+GROUP = """This is a group call (a LiveKit room): several people may talk, and other agents may be
+in the room too{others}. Each request in the room is answered by the agent it names, or by the
+agent who spoke last if none is named, so when you are asked you are the one expected to answer.
+Never answer or repeat what another agent said; address people by name when you know it."""
+
+
+def group_instructions(ctx: AgentContext, others: list[str]) -> str:
+    """Instructions for an agent in a cloud call, which may share the room with other agents."""
+    named = f" ({', '.join(others)})" if others else ""
+    return f"{instructions(ctx)}\n\n{GROUP.format(others=named)}"
+
+
 def greeting(name: str) -> str:
     return GREETING.format(name=name)

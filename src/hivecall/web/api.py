@@ -12,6 +12,7 @@ from starlette.routing import Route
 from hivecall import __version__
 from hivecall.agents.context import gather
 from hivecall.agents.records import AgentCreate, AgentUpdate
+from hivecall.auth import WORKER_SCOPE
 from hivecall.bridge import TurnRequest
 from hivecall.calls import CallLineIn
 from hivecall.compat.openai import SSE_HEADERS, MessageIn, completion, history_of, sse
@@ -116,7 +117,7 @@ async def phone(request: Request) -> Response:
     A runtime failure is still a spoken answer (`ok: false` with an error code), so a voice
     front door always has something to say.
     """
-    who = await authed(request, "turns:write", "calls")
+    who = await authed(request, "turns:write", "calls", WORKER_SCOPE)
     hub = hub_of(request)
     body = await read_json(request, PhoneRequest)
     session_id = body.session_id

@@ -15,8 +15,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hivecall.agents.records import AgentRecord
-from hivecall.auth import Principal
-from hivecall.calls import CallLineIn, CallView
+from hivecall.auth import WORKER_SCOPE, Principal
+from hivecall.calls import TERMINAL, CallLineIn, CallView
 from hivecall.calls.modes import all_modes, resolve
 from hivecall.calls.records import line_view
 from hivecall.errors import BadRequest, Conflict, HivecallError
@@ -58,6 +58,8 @@ class LineEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["user", "agent"]
     text: str = Field(min_length=1, max_length=4000)
+    # Who said it, when several people or agents share the call (cloud calls).
+    speaker: str = Field(default="", max_length=200)
 
 
 class SpeakerOnlyEvent(BaseModel):
@@ -121,6 +123,8 @@ async def start(request: Request) -> Response:
         )
     if mode.name == "local":
         return ok({"call": await _start_local(hub, who, agent)}, 201)
+    if mode.name == "cloud":
+        return ok({"call": await _start_cloud(hub, who, agent)}, 201)
     ctx = await hub.contexts.get(agent)
     # The record is written while OpenAI mints: the two waits overlap.
     recording = asyncio.create_task(hub.calls.create(agent_id=agent.id, mode=mode.name, who=who))
@@ -150,6 +154,20 @@ async def _start_local(hub: Hub, who: Principal, agent: AgentRecord) -> dict[str
     call = await hub.calls.create(agent_id=agent.id, mode="local", who=who)
     out = CallView(call, hub.bridge.view(agent)).as_dict()
     out["local"] = {"offer_url": f"/api/calls/{call.id}/local/offer"}
+    return out
+
+
+async def _start_cloud(hub: Hub, who: Principal, agent: AgentRecord) -> dict[str, Any]:
+    """A cloud call: the record, the LiveKit room with the agent dispatched into it, and the
+    caller's join token. If LiveKit refuses, the call is recorded as failed with the reason."""
+    call = await hub.calls.create(agent_id=agent.id, mode="cloud", who=who)
+    try:
+        token = await hub.cloud.start(hub.settings, call=call, agent=agent, who=who)
+    except HivecallError as e:
+        await hub.calls.advance(call, "failed", error=(e.code, e.message))
+        raise
+    out = CallView(call, hub.bridge.view(agent)).as_dict()
+    out["livekit"] = token.as_dict()
     return out
 
 
@@ -200,7 +218,7 @@ async def history(request: Request) -> Response:
 
 
 async def show(request: Request) -> Response:
-    who = await authed(request, "calls")
+    who = await authed(request, "calls", WORKER_SCOPE)
     hub = hub_of(request)
     call = await hub.calls.get(request.path_params["call_id"], who=who)
     lines = await hub.calls.lines(call.id)
@@ -216,8 +234,9 @@ async def show(request: Request) -> Response:
 
 
 async def events(request: Request) -> Response:
-    """The page reports what happened: phases, finished transcript lines, speaker-only, errors."""
-    who = await authed(request, "calls")
+    """The page (or a cloud call's worker) reports what happened: phases, finished transcript
+    lines, speaker-only, errors."""
+    who = await authed(request, "calls", WORKER_SCOPE)
     hub = hub_of(request)
     call = await hub.calls.get(request.path_params["call_id"], who=who)
     body = await read_json(request, EventsIn)
@@ -230,8 +249,10 @@ async def events(request: Request) -> Response:
             pending = []
             err = (ev.error.code, ev.error.message) if ev.error else None
             call = await hub.calls.advance(call, ev.phase, error=err)
+            if call.mode == "cloud" and call.state in TERMINAL:
+                await hub.cloud.end(hub.settings, call)
         elif isinstance(ev, LineEvent):
-            pending.append(CallLineIn(kind=ev.type, text=ev.text))
+            pending.append(CallLineIn(kind=ev.type, text=ev.text, speaker=ev.speaker))
         elif isinstance(ev, SpeakerOnlyEvent):
             await hub.calls.mark_speaker_only(call)
         else:
@@ -250,6 +271,8 @@ async def end(request: Request) -> Response:
     else:
         call = await hub.calls.advance(call, "ended")
     await hub.local.hang_up(call.id)
+    if call.mode == "cloud":
+        await hub.cloud.end(hub.settings, call)
     return ok({"call": await view_of(hub, call)})
 
 
