@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bridge_overhead
 import call_setup
+import cloud_setup
 import compat_chat
 import hivemind
 import local_speech
@@ -35,6 +36,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     bridge_overhead.NAME: bridge_overhead.run,
     compat_chat.NAME: compat_chat.run,
     call_setup.NAME: call_setup.run,
+    cloud_setup.NAME: cloud_setup.run,
     local_speech.NAME: local_speech.run,
     hivemind.NAME: hivemind.run,
 }
