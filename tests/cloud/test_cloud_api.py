@@ -120,6 +120,13 @@ async def test_a_cloud_call_creates_a_room_dispatches_the_agent_and_mints_a_toke
     expires = datetime.fromisoformat(lk["expires_at"])
     assert abs((expires - datetime.now(UTC)).total_seconds() - 15 * 60) < 30
 
+    # A fresh token for the same person (after a reload or a dropped connection).
+    r = await client.post(f"/api/calls/{call['id']}/token")
+    assert r.status_code == 200, r.text
+    again = r.json()["livekit"]
+    assert again["identity"] == lk["identity"] and again["room"] == room
+    assert claims_of(again["token"]).video == claims.video
+
     # The history shows the call like any other.
     r = await client.get(f"/api/calls/{call['id']}")
     assert r.json()["call"]["mode"] == "cloud"
@@ -355,6 +362,7 @@ async def test_the_worker_claims_its_job_and_its_token_does_only_that_call(
         ("GET", f"/api/calls/{call['id']}/participants", None),
         ("POST", f"/api/calls/{call['id']}/invites", {}),
         ("POST", f"/api/calls/{call['id']}/end", None),
+        ("POST", f"/api/calls/{call['id']}/token", None),
         ("GET", "/api/settings", None),
     ):
         r = await anon.request(method, path, json=body, headers=headers)

@@ -9,7 +9,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from hivecall.cloud.invites import InviteIn
-from hivecall.cloud.rooms import guest_identity
+from hivecall.cloud.rooms import guest_identity, human_identity
 from hivecall.errors import Unauthorized
 from hivecall.pairing import device_name
 from hivecall.store.models import Call
@@ -41,6 +41,18 @@ async def _cloud_call(request: Request) -> Call:
     call = await hub_of(request).calls.get(request.path_params["call_id"], who=who)
     hub_of(request).cloud.check_cloud(call)
     return call
+
+
+async def rejoin(request: Request) -> Response:
+    """A fresh join token for the caller's own cloud call: after a reload, a dropped connection
+    or an expired token. Same identity, so LiveKit replaces the old connection."""
+    who = await authed(request, "calls")
+    hub = hub_of(request)
+    call = await hub.calls.get(request.path_params["call_id"], who=who)
+    token = await hub.cloud.join(
+        hub.settings, call, identity=human_identity(who), name=who.name or "You"
+    )
+    return ok({"livekit": token.as_dict()})
 
 
 async def participants(request: Request) -> Response:
@@ -126,6 +138,7 @@ async def claim(request: Request) -> Response:
 
 
 routes = [
+    Route("/api/calls/{call_id}/token", rejoin, methods=["POST"]),
     Route("/api/calls/{call_id}/participants", participants, methods=["GET"]),
     Route("/api/calls/{call_id}/participants/{identity}", remove_participant, methods=["DELETE"]),
     Route("/api/calls/{call_id}/agents", add_agent, methods=["POST"]),
