@@ -12,13 +12,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# The LiveKit browser client is built from npm (web/) into static/vendor/; without npm the hub
+# still runs (only cloud calls need it). `hivecall worker` runs beside the hub for cloud calls;
+# without LiveKit credentials or an OpenAI key it says what is missing and exits at once.
 run: $(STAMP)
-	$(BIN)/hivecall serve
+	-bash scripts/build-web.sh
+	$(BIN)/hivecall worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT; $(BIN)/hivecall serve
 
 # Installs happen outside; the tests run in a loopback-only network namespace (when root), where
 # browser tests must run (HIVECALL_TEST_REQUIRE_BROWSER=1 turns their skips into failures).
 test: $(STAMP)
 	bash scripts/test-deps.sh
+	bash scripts/build-web.sh
 	HIVECALL_TEST_REQUIRE_BROWSER=$$([ "$$(id -u)" -eq 0 ] && echo 1 || echo 0) \
 	  bash scripts/with-netns.sh bash scripts/with-postgres.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
 

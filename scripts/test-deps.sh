@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # System packages the tests need: PostgreSQL (the store's second backend), git (agent context),
 # Chromium (browser tests, driven by pip playwright; never `playwright install`) and iproute2
-# (`ip`, for the loopback-only network namespace of scripts/with-netns.sh).
+# (`ip`, for the loopback-only network namespace of scripts/with-netns.sh), and npm (the LiveKit
+# browser client, scripts/build-web.sh).
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v git >/dev/null || need+=(git)
 [ -x /usr/bin/chromium ] || need+=(chromium fonts-liberation)
 command -v ip >/dev/null || need+=(iproute2)
+command -v npm >/dev/null || need+=(nodejs npm)
 # The real upstream HiveMind clients for the interop tests, each in a cached venv of its own.
 bash "$(dirname "$0")/hivemind-clients.sh"
 [ ${#need[@]} -eq 0 ] && exit 0

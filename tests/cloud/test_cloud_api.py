@@ -219,6 +219,8 @@ async def test_invites_let_a_friend_join_once_and_expire(
     page = await anon.get(f"/join/{invite['code']}")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert invite["code"] not in page.text
+    assert page.headers["cache-control"] == "no-store"
+    assert page.headers["referrer-policy"] == "no-referrer"
 
     r = await anon.post("/api/join", json={"code": invite["code"], "name": "Sam\n\x00 Smith"})
     assert r.status_code == 200, r.text

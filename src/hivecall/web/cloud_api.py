@@ -121,7 +121,11 @@ async def join(request: Request) -> Response:
 
 
 async def join_page(request: Request) -> Response:
-    return HTMLResponse((STATIC / "join.html").read_text())
+    """The guest page. The code is in its address: keep it out of caches and referrers."""
+    return HTMLResponse(
+        (STATIC / "join.html").read_text(),
+        headers={"cache-control": "no-store", "referrer-policy": "no-referrer"},
+    )
 
 
 async def claim(request: Request) -> Response:

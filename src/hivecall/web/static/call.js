@@ -11,7 +11,14 @@
 // hivecall.turn.started/done while the agent works. The hub records the call itself, so the
 // page reports nothing but the end.
 //
+// Cloud: the hub made a LiveKit room and dispatched the agent worker into it; this page joins
+// the room with the token it minted (cloud.js: several people, several agents, captions). The
+// worker records the call, so the page reports nothing but the end. A failed join is not the
+// end of the call: the room stays, with Retry and End call.
+//
 // A Call is an EventTarget: listen to "change" and read `call.view` (a plain snapshot).
+
+import { CloudRoom } from "/static/cloud.js";
 
 const TOOL = "ask_computer_agent";
 const GATHER_WAIT_MS = 2000;
@@ -48,13 +55,14 @@ export class Call extends EventTarget {
     this.pc = null;
     this.dc = null;
     this.track = null;
+    this.cloud = null;             // cloud calls: the CloudRoom
   }
 
   get view() {
     return {
       phase: this.phase, mic: this.mic, caption: this.caption, userLine: this.userLine,
       working: this.working > 0, error: this.error, agent: this.agent,
-      talkingSince: this.talkingSince, callId: this.record?.id || null,
+      talkingSince: this.talkingSince, callId: this.record?.id || null, cloud: !!this.cloud,
     };
   }
 
@@ -71,6 +79,8 @@ export class Call extends EventTarget {
         const rt = call.realtime;
         await this.connect(`${rt.webrtc_url}/realtime/calls`, { authorization: `Bearer ${rt.client_secret}` },
           () => this.onOpen(rt));
+      } else if (call.livekit) {
+        await this.joinRoom(call.livekit);
       } else if (call.local) {
         this.hubRecords = true;
         await this.connect(call.local.offer_url, this.api.authHeaders?.() || {},
@@ -127,6 +137,35 @@ export class Call extends EventTarget {
         { code: body.error?.code || "realtime_refused" });
     }
     await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+  }
+
+  // A LiveKit room (cloud calls): the room's state drives this call's phase, mic and captions.
+  async joinRoom(creds) {
+    this.hubRecords = true;
+    // A retry asks the hub for a fresh token (the first one expires after some minutes).
+    const renew = async () =>
+      (await this.api(`/api/calls/${this.record.id}/token`, { method: "POST" })).livekit;
+    this.cloud = new CloudRoom({ renew });
+    this.cloud.expectAgent(this.agent);  // the hub dispatched it: "joining" until it is in the room
+    this.cloud.addEventListener("change", () => this.fromRoom());
+    this.changed();
+    await this.cloud.join(creds);
+  }
+
+  fromRoom() {
+    if (this.finished) return;
+    const r = this.cloud.view;
+    const phase = ROOM_PHASE[r.phase];
+    if (phase) {
+      this.phase = phase;
+      if (phase === "talking" && !this.talkingSince) this.talkingSince = Date.now();
+    }
+    if (phase === "ended") this.cloud.leave();
+    this.mic = r.mic;
+    this.error = r.error;
+    this.caption = r.lastAgentCaption?.text || "";
+    this.userLine = r.lastOwnCaption?.text || "";
+    this.changed();
   }
 
   onOpen(rt) {
@@ -211,6 +250,7 @@ export class Call extends EventTarget {
   // -- controls ---------------------------------------------------------------------------
 
   toggleMute() {
+    if (this.cloud) { this.cloud.toggleMute(); return; }
     if (!this.track) return;
     this.track.enabled = !this.track.enabled;
     this.mic = this.track.enabled ? "live" : "muted";
@@ -246,6 +286,7 @@ export class Call extends EventTarget {
   }
 
   teardown() {
+    this.cloud?.leave();
     try { this.dc?.close(); } catch { /* already closed */ }
     try { this.pc?.close(); } catch { /* already closed */ }
     this.track?.stop();
@@ -270,6 +311,12 @@ export class Call extends EventTarget {
 
   flush() { return this.outbox; }
 }
+
+// A room's phase -> the call's (a room that ended, or removed us, ends the call for this page).
+const ROOM_PHASE = {
+  connecting: "connecting", talking: "talking", reconnecting: "reconnecting", "join-failed": "join-failed",
+  removed: "ended", "room-ended": "ended", left: "ended",
+};
 
 const HANDLERS = {
   "response.created": (c, ev) => c.beginResponse(ev.response?.id),

@@ -1,10 +1,13 @@
 // The call modal: live phase, the latest response's caption, the user's last words,
-// "working on it" while a tool turn runs, mic state, mute, end and a timer.
+// "working on it" while a tool turn runs, mic state, mute, end and a timer. A cloud call adds
+// the room panel (cloud.js): participants, who is speaking, captions, invite, add agent.
 import { Call } from "/static/call.js";
+import { mountCloudPanel } from "/static/cloud.js";
 
 const PHASE_LABEL = {
   ringing: "Ringing…", connecting: "Connecting…", talking: "On the call",
   ended: "Call ended", failed: "Call failed",
+  reconnecting: "Reconnecting…", "join-failed": "Could not join the room",
 };
 const MIC_LABEL = { live: "Mic live", muted: "Muted", "speaker-only": "Speaker-only", off: "Mic off" };
 
@@ -16,6 +19,7 @@ const TEMPLATE = `
     <p id="call-caption" class="caption" aria-live="polite"></p>
     <p id="call-working" class="working" hidden>Working on it…</p>
     <p id="call-user" class="muted"></p>
+    <div id="call-cloud" hidden></div>
     <p id="call-error" class="error" role="alert" hidden></p>
     <p class="row"><button id="call-mute" type="button">Mute</button>
       <button id="call-end" type="button" class="danger">End call</button>
@@ -34,18 +38,26 @@ export function openCallModal({ api, agent, mode, onClose }) {
   const $ = (id) => dialog.querySelector(`#${id}`);
   const call = new Call({ api, agent, mode, audio: $("call-audio") });
   let timer = null;
+  let panel = null;
+  dialog.classList.remove("cloud");
 
   const render = () => {
     const v = call.view;
+    if (call.cloud && !panel) {
+      panel = mountCloudPanel($("call-cloud"), call.cloud, { api, callId: call.record.id, manage: true, showHangUp: false });
+      $("call-cloud").hidden = false;
+      dialog.classList.add("cloud");
+    }
     $("call-title").textContent = v.phase === "ringing" ? `Calling ${agent.name}` : agent.name;
     $("call-phase").textContent = PHASE_LABEL[v.phase];
     $("call-phase").dataset.phase = v.phase;
     $("call-mic").textContent = MIC_LABEL[v.mic];
     $("call-mic").dataset.mic = v.mic;
     $("call-caption").textContent = v.caption;
+    $("call-caption").hidden = v.cloud;  // the room panel shows every speaker's captions
     $("call-working").hidden = !v.working || call.finished;
-    $("call-user").textContent = v.userLine ? `You: ${v.userLine}` : "";
-    $("call-error").hidden = !v.error;
+    $("call-user").textContent = v.userLine && !v.cloud ? `You: ${v.userLine}` : "";
+    $("call-error").hidden = !v.error || v.cloud;  // the room panel says what went wrong
     $("call-error").textContent = v.error ? v.error.message : "";
     $("call-mute").textContent = v.mic === "muted" ? "Unmute" : "Mute";
     $("call-mute").disabled = !(v.mic === "live" || v.mic === "muted") || call.finished;
@@ -66,7 +78,7 @@ export function openCallModal({ api, agent, mode, onClose }) {
   $("call-mute").onclick = () => call.toggleMute();
   $("call-end").onclick = () => call.end();
   $("call-close").onclick = () => dialog.close();
-  dialog.onclose = () => { call.end(); if (timer) clearInterval(timer); onClose?.(call); };
+  dialog.onclose = () => { call.end(); panel?.unmount(); if (timer) clearInterval(timer); onClose?.(call); };
   dialog.oncancel = (e) => { if (!call.finished) e.preventDefault(); };
   dialog.showModal();
   render();

@@ -7,6 +7,7 @@ const $ = (id) => document.getElementById(id);
 const api = makeApi();
 const loadDevices = setupPhonePanel(api);
 let agents = [];
+let roomCalls = false;  // cloud calls are available but not the default: offer a "Room" button
 
 function el(tag, props = {}, ...children) {
   const node = Object.assign(document.createElement(tag), props);
@@ -25,15 +26,30 @@ const length = (s) => (s == null ? "—" : `${Math.floor(s / 60)}:${String(Math.
 
 async function loadAgents() {
   ({ agents } = await api("/api/agents"));
+  renderAgents();
+  $("ask-agent").replaceChildren(...agents.map((a) => el("option", { value: a.id, textContent: a.name })));
+}
+
+function renderAgents() {
+  const onClose = () => { loadCalls(); loadAgents().then(loadTurns); };
   $("agents").replaceChildren(...agents.map((a) => {
     const call = el("button", { type: "button", className: "call", textContent: "Call" });
     call.dataset.agent = a.name;
     call.disabled = a.status === "unavailable";
-    call.onclick = () => openCallModal({ api, agent: a, onClose: () => { loadCalls(); loadAgents().then(loadTurns); } });
+    call.onclick = () => openCallModal({ api, agent: a, onClose });
+    const cell = el("td", {}, call);
+    if (roomCalls) {
+      const room = el("button", { type: "button", className: "call room", textContent: "Room",
+        title: "A cloud call: a LiveKit room you can invite people and more agents to" });
+      room.dataset.agent = a.name;
+      room.dataset.mode = "cloud";
+      room.disabled = call.disabled;
+      room.onclick = () => openCallModal({ api, agent: a, mode: "cloud", onClose });
+      cell.append(" ", room);
+    }
     return row([a.name, a.preset || a.runtime, a.machine, a.workspace || "—",
-      el("td", { className: `status-${a.status}` }, a.status), el("td", {}, call)]);
+      el("td", { className: `status-${a.status}` }, a.status), cell]);
   }));
-  $("ask-agent").replaceChildren(...agents.map((a) => el("option", { value: a.id, textContent: a.name })));
 }
 
 const MODE_NAMES = {
@@ -49,6 +65,8 @@ async function loadModes() {
     ? `Calls use ${MODE_NAMES[mode] || mode}.`
     : `Calls cannot start yet: ${chosen.reason}.`;
   $("call-mode-note").className = chosen.available ? "muted" : "error";
+  const cloud = mode !== "cloud" && modes.some((m) => m.mode === "cloud" && m.available);
+  if (cloud !== roomCalls) { roomCalls = cloud; renderAgents(); }
 }
 
 async function loadCalls() {
@@ -67,8 +85,8 @@ async function showCall(id) {
   const { call, lines } = await api(`/api/calls/${id}`);
   $("call-detail-title").textContent = `${call.agent.name} · ${when(call.created_at)} · ${call.state}`;
   const who = { user: "You", agent: call.agent.name, tool: "→ agent", error: "error", phase: "·" };
-  $("call-lines").replaceChildren(...lines.map((l) =>
-    el("li", { className: `line-${l.kind}` }, el("b", {}, `${who[l.kind] || l.kind}: `), l.text)));
+  $("call-lines").replaceChildren(...lines.map((l) =>  // cloud calls name each line's speaker
+    el("li", { className: `line-${l.kind}` }, el("b", {}, `${l.speaker || who[l.kind] || l.kind}: `), l.text)));
   $("call-detail").hidden = false;
 }
 

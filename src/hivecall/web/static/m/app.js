@@ -35,6 +35,8 @@ const forget = () => localStorage.removeItem(STORE_KEY);
 let pairing = remembered();
 let api = null;
 let inCall = false;
+let agents = [];
+let roomCalls = false;  // cloud calls are available but not the default: offer a "Room" button
 
 // Requests with the device token; a 401 means the hub no longer knows this phone.
 function deviceApi(token) {
@@ -131,18 +133,31 @@ async function refresh() {
 }
 
 async function loadAgents() {
-  const { agents } = await api("/api/agents");
+  ({ agents } = await api("/api/agents"));
+  renderAgents();
+}
+
+function renderAgents() {
   $("agents").replaceChildren(...agents.map((a) => {
     const call = el("button", { type: "button", className: "call big", textContent: "Call" });
     call.dataset.agent = a.name;
     call.disabled = a.status === "unavailable";
     call.onclick = () => startCall(a);
+    const buttons = [call];
+    if (roomCalls) {
+      const room = el("button", { type: "button", className: "call room big", textContent: "Room" });
+      room.dataset.agent = a.name;
+      room.dataset.mode = "cloud";
+      room.disabled = call.disabled;
+      room.onclick = () => startCall(a, "cloud");
+      buttons.push(room);
+    }
     return el("li", { className: "card" },
       el("div", { className: "who" },
         el("strong", {}, a.name),
         el("span", { className: "muted" }, [a.machine, a.preset || a.runtime].filter(Boolean).join(" · ")),
         el("span", { className: `status status-${a.status}` }, a.status)),
-      call);
+      ...buttons);
   }));
   if (!agents.length) $("agents").replaceChildren(el("li", { className: "muted" }, "The hub has no agents yet."));
 }
@@ -152,6 +167,8 @@ async function loadModes() {
   const chosen = modes.find((m) => m.mode === mode);
   $("mode-note").className = chosen?.available ? "muted" : "error";
   $("mode-note").textContent = chosen?.available ? "" : `Calls cannot start yet: ${chosen?.reason}.`;
+  const cloud = mode !== "cloud" && modes.some((m) => m.mode === "cloud" && m.available);
+  if (cloud !== roomCalls) { roomCalls = cloud; renderAgents(); }
 }
 
 async function loadCalls() {
@@ -163,9 +180,9 @@ async function loadCalls() {
   if (!calls.length) $("calls").replaceChildren(el("li", { className: "muted" }, "No calls yet."));
 }
 
-function startCall(agent) {
+function startCall(agent, mode) {
   inCall = true;
-  openCallModal({ api, agent, onClose: () => { inCall = false; refresh(); } });
+  openCallModal({ api, agent, mode, onClose: () => { inCall = false; refresh(); } });
 }
 
 // -- start -----------------------------------------------------------------------------------
