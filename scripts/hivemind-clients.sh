@@ -25,4 +25,6 @@ build() {  # build NAME PIN...
 }
 
 build v044 "hivemind-bus-client==0.4.4" "bitstring<5" "ovos-bus-client<2"
-build v12 "hivemind-bus-client==1.2.12a1"  # the newest of the 1.2 line (a pre-release, like all of it)
+# the newest of the 1.2 line (a pre-release, like all of it); it speaks protocol v3 (Noise_XXpsk2,
+# with noiseprotocol and argon2-cffi, its own dependencies) when the hub offers it
+build v12 "hivemind-bus-client==1.2.12a1"

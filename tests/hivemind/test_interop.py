@@ -3,12 +3,17 @@
 hivemind-bus-client 0.4.4 (with bitstring<5, ovos-bus-client<2) and the 1.2.x line, installed
 by scripts/hivemind-clients.sh (make test runs it) into .hivemind-clients/. They run as
 subprocesses against a hub this test starts on 127.0.0.1.
+
+The 1.2 line speaks protocol v3 (Noise_XXpsk2, with the `noiseprotocol` library) when the
+hub offers it, as hivecall's does: the v1 tests below hold it to the password handshake with
+its own `max_protocol_version=2`, and the v3 tests let it choose.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -24,6 +29,8 @@ CLIENTS = ROOT / ".hivemind-clients"
 DRIVER = Path(__file__).parent / "upstream_client.py"
 MARK = "HIVECALL-RESULT "
 VERSIONS = ["v044", "v12"]
+# what keeps each client on the v1 password handshake (0.4.4 knows nothing else)
+LEGACY: dict[str, tuple[str, ...]] = {"v044": (), "v12": ("--max-protocol", "2")}
 
 pytestmark = pytest.mark.slow
 
@@ -80,6 +87,7 @@ class Upstream:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             env=env,
+            limit=2**23,  # the clients log whole messages, and some are long
         )
         assert proc.stdout is not None
         log: list[str] = []
@@ -118,6 +126,10 @@ def live_state(hive: Hive) -> list[tuple[str, str, bool]]:
     ]
 
 
+def live_versions(hive: Hive) -> list[int]:
+    return [c.version for c in hive.listener.live if c.phase is Phase.ESTABLISHED]
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize(
     ("ciphers", "encodings", "binarize"),
@@ -141,10 +153,11 @@ async def test_utterance_speak_handled(
         hivemind_ciphers=ciphers, hivemind_encodings=encodings, hivemind_binarize=binarize
     ) as hive:
         cred = await hive.add("satellite")
-        client = await Upstream.run(version, hive, cred, "utter", tmp_path)
+        client = await Upstream.run(version, hive, cred, "utter", tmp_path, extra=LEGACY[version])
         try:
             r = client.result
             assert r["handshake"], r
+            assert r["protocol"] == 1 and live_versions(hive) == [1]
             assert r["handshake_s"] < 4, r  # no 5 s stall (0.4.4's early-shake quirk)
             assert (r["cipher"], r["encoding"]) == (ciphers, encodings)
             assert live_state(hive) == [(ciphers, encodings, binarize)]
@@ -162,7 +175,9 @@ async def test_client_side_binarize_off(make_hive: MakeHive, tmp_path: Path, ver
     """A client that will not send binary frames still gets answers (JSON out, binary in)."""
     async with make_hive() as hive:
         cred = await hive.add("satellite")
-        client = await Upstream.run(version, hive, cred, "utter", tmp_path, binarize=False)
+        client = await Upstream.run(
+            version, hive, cred, "utter", tmp_path, binarize=False, extra=LEGACY[version]
+        )
         try:
             assert client.result["answered"], client.result
             assert client.result["encoding"] == "JSON-B91"  # the clients' first choice
@@ -175,7 +190,7 @@ async def test_wrong_password_refused(make_hive: MakeHive, tmp_path: Path, versi
     async with make_hive() as hive:
         cred = await hive.add("satellite")
         wrong = Cred(cred.name, cred.key, "Wr0ng-but-long-enough-password-xyz")
-        client = await Upstream.run(version, hive, wrong, "utter", tmp_path)
+        client = await Upstream.run(version, hive, wrong, "utter", tmp_path, extra=LEGACY[version])
         try:
             assert not client.result["handshake"]
             assert client.result["speak"] == []
@@ -190,7 +205,9 @@ async def test_unknown_key_refused(make_hive: MakeHive, tmp_path: Path, version:
     async with make_hive() as hive:
         await hive.add("satellite")
         stranger = Cred("x", "0123456789abcdef0123456789abcdef", "Some-long-password-123456")
-        client = await Upstream.run(version, hive, stranger, "utter", tmp_path)
+        client = await Upstream.run(
+            version, hive, stranger, "utter", tmp_path, extra=LEGACY[version]
+        )
         try:
             assert not client.result["handshake"]
             assert live_state(hive) == []
@@ -204,13 +221,119 @@ async def test_disallowed_message_refused(
 ) -> None:
     async with make_hive() as hive:
         cred = await hive.add("satellite")
-        client = await Upstream.run(version, hive, cred, "refused", tmp_path)
+        client = await Upstream.run(version, hive, cred, "refused", tmp_path, extra=LEGACY[version])
         try:
             r = client.result
             assert r["answered"], r
             (refusal,) = r["hive.message.refused"]
             assert refusal["type"] == "mycroft.stop"
             assert refusal["error"]["code"] == "hivemind_refused"
+        finally:
+            await client.aclose()
+
+
+# -- protocol v3: Noise_XXpsk2, with the 1.2 line's own choice ---------------------------------
+
+
+@pytest.mark.parametrize("binarize", [True, False])
+async def test_v3_utterance_speak_handled(
+    make_hive: MakeHive, tmp_path: Path, binarize: bool
+) -> None:
+    async with make_hive(hivemind_binarize=binarize) as hive:
+        cred = await hive.add("satellite")
+        client = await Upstream.run("v12", hive, cred, "utter", tmp_path)
+        try:
+            r = client.result
+            assert r["handshake"] and r["protocol"] == 3, r
+            assert live_versions(hive) == [3]
+            assert [c.binarize for c in hive.listener.live] == [binarize]
+            assert r["answered"], r
+            assert len(r["speak"]) == 1 and "hello from upstream" in r["speak"][0]["utterance"]
+            assert r["ovos.utterance.handled"] == [{}]
+        finally:
+            await client.aclose()
+        turns = await hive.hub.bridge.list_turns()
+        assert [(t.source, t.message) for t in turns] == [("hivemind", "hello from upstream")]
+
+
+@pytest.mark.parametrize("binarize", [True, False])
+async def test_v3_long_messages_are_chunked_both_ways(
+    make_hive: MakeHive, tmp_path: Path, binarize: bool
+) -> None:
+    """150 kB each way: more than one Noise message (65535 bytes), so the client splits its
+    utterance and the hub its answer, and each side reassembles the other's."""
+    async with make_hive(max_message_chars=200_000, spoken_max_chars=200_000) as hive:
+        cred = await hive.add("satellite")
+        client = await Upstream.run("v12", hive, cred, "utter-long", tmp_path, binarize=binarize)
+        try:
+            r = client.result
+            assert r["protocol"] == 3 and r["answered"], r
+            assert r["speak"][0]["chars"] > r["sent_chars"] > 150_000
+        finally:
+            await client.aclose()
+        (turn,) = await hive.hub.bridge.list_turns()
+        assert len(turn.message) == r["sent_chars"]
+
+
+async def test_v3_wrong_password_refused(
+    make_hive: MakeHive, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client cannot read message 2 (the PSK differs), gives up and leaves (and retries:
+    every attempt ends the same way)."""
+    async with make_hive() as hive:
+        cred = await hive.add("satellite")
+        wrong = Cred(cred.name, cred.key, "Wr0ng-but-long-enough-password-xyz")
+        with caplog.at_level(logging.INFO, logger="hivecall.hivemind.server"):
+            client = await Upstream.run("v12", hive, wrong, "utter", tmp_path)
+            try:
+                assert not client.result["handshake"]
+                assert client.result["speak"] == []
+                assert live_state(hive) == []
+            finally:
+                await client.aclose()
+        assert "left during the Noise handshake" in caplog.text
+        assert await hive.hub.bridge.list_turns() == []
+
+
+async def test_v3_disallowed_message_refused(make_hive: MakeHive, tmp_path: Path) -> None:
+    async with make_hive() as hive:
+        cred = await hive.add("satellite")
+        client = await Upstream.run("v12", hive, cred, "refused", tmp_path)
+        try:
+            r = client.result
+            assert r["protocol"] == 3 and r["answered"], r
+            (refusal,) = r["hive.message.refused"]
+            assert refusal["type"] == "mycroft.stop"
+        finally:
+            await client.aclose()
+
+
+async def test_v3_key_survives_a_restart(make_hive: MakeHive, tmp_path: Path) -> None:
+    """The client pins the hub's static key on first use and refuses a hub whose key changed:
+    a restarted hub (same home) must present the same key."""
+    async with make_hive() as hive:
+        cred = await hive.add("satellite")
+        client = await Upstream.run("v12", hive, cred, "utter", tmp_path)
+        await client.aclose()
+        assert client.result["protocol"] == 3 and client.result["answered"]
+    async with make_hive() as hive:  # same home, same port, same client home (its pins)
+        client = await Upstream.run("v12", hive, cred, "utter", tmp_path)
+        try:
+            assert client.result["protocol"] == 3 and client.result["answered"], client.result
+        finally:
+            await client.aclose()
+
+
+async def test_v3_client_falls_back_to_v1_without_argon2id(
+    make_hive: MakeHive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("hivecall.hivemind.server.argon2_available", lambda: False)
+    async with make_hive() as hive:
+        cred = await hive.add("satellite")
+        client = await Upstream.run("v12", hive, cred, "utter", tmp_path)
+        try:
+            assert client.result["protocol"] == 1 and client.result["answered"], client.result
+            assert live_versions(hive) == [1]
         finally:
             await client.aclose()
 

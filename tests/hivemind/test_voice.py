@@ -67,6 +67,7 @@ async def test_stt_audio_handle_is_a_spoken_turn(
         try:
             turns = [(t.source, t.message) for t in await hive.hub.bridge.list_turns()]
             assert_spoken_turn(client.result, turns)
+            assert client.result["protocol"] == (3 if version == "v12" else 1)  # 1.2: Noise
         finally:
             await client.aclose()
 
@@ -112,7 +113,7 @@ async def test_speak_synth_sends_tts_audio(hive: Hive, tmp_path: Path) -> None:
     )
     try:
         r = client.result
-        assert r["answered"], r
+        assert r["answered"] and r["protocol"] == 3, r  # TTS_AUDIO inside Noise messages
         (tts,) = r["tts"]
         assert tts["utterance"] == "the kettle is on" and tts["lang"] == "en-us"
         assert overlap(heard_wav(tts["path"]), "the kettle is on") >= 0.75

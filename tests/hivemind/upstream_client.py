@@ -1,7 +1,7 @@
 """Drive a real, unmodified upstream hivemind-bus-client (run with that client's own venv).
 
     python upstream_client.py PORT ACCESS_KEY PASSWORD MODE [--no-binarize] [--tls]
-        [--audio PCM_FILE] [--out DIR]
+        [--audio PCM_FILE] [--out DIR] [--max-protocol N]
 
 MODE is `utter` (send an utterance, wait for speak and ovos.utterance.handled), `refused`
 (send a message type the client may not send, wait for hive.message.refused) or `connect`
@@ -10,12 +10,17 @@ MODE is `utter` (send an utterance, wait for speak and ovos.utterance.handled), 
 only), `audio-raw` (RAW_AUDIO in 4096-byte chunks, like hivemind-mic-satellite), and `synth`
 asks for `speak:synth`; TTS_AUDIO received is written to DIR/tts-N.wav. Prints one JSON line
 with what happened, then waits for stdin to close so the test can look at the server's side of
-the live connection. Never imports hivecall.
+the live connection. `--max-protocol N` passes max_protocol_version=N to the client (the 1.2
+line takes it; 1 or 2 keeps it on the password handshake when the server offers v3 Noise);
+`utter-long` sends an utterance of ~150 kB, past one Noise message, so both ends chunk it.
+The result says which protocol the session got (3 when a Noise transport is set up). Never
+imports hivecall.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -52,7 +57,11 @@ def main() -> None:
             if mode == "synth":
                 done.set()
 
+    options: dict[str, Any] = {}
+    if "--max-protocol" in sys.argv:
+        options["max_protocol_version"] = int(sys.argv[sys.argv.index("--max-protocol") + 1])
     client = HiveMessageBusClient(
+        **options,
         key=key,
         password=password,
         host="wss://127.0.0.1" if "--tls" in sys.argv else "ws://127.0.0.1",
@@ -93,13 +102,12 @@ def main() -> None:
     result: dict[str, object] = {"handshake": shook, "handshake_s": round(time.monotonic() - t0, 3)}
     result["cipher"] = str(getattr(client.cipher, "value", client.cipher))
     result["encoding"] = str(getattr(client.json_encoding, "value", client.json_encoding))
-    if shook and mode == "utter":
-        client.emit(
-            Message(
-                "recognizer_loop:utterance",
-                {"utterances": ["hello from upstream"], "lang": "en-us"},
-            )
-        )
+    result["protocol"] = 3 if getattr(client, "noise_transport", None) is not None else 1
+    text = "hello from upstream"
+    if mode == "utter-long":
+        text += " " + os.urandom(75_000).hex()  # does not compress: binarized, it chunks too
+    if shook and mode in ("utter", "utter-long"):
+        client.emit(Message("recognizer_loop:utterance", {"utterances": [text], "lang": "en-us"}))
         result["answered"] = done.wait(15)
     elif shook and mode == "refused":
         client.emit(Message("mycroft.stop", {}))
@@ -131,6 +139,9 @@ def main() -> None:
                 time.sleep(0.05)
     result["tts"] = tts
     result.update(got)
+    if mode == "utter-long":  # keep the line short: the test reads it with a line limit
+        result["speak"] = [{"chars": len(d["utterance"])} for d in got["speak"]]  # type: ignore[arg-type]
+        result["sent_chars"] = len(text)
     print(MARK + json.dumps(result), flush=True)
     sys.stdin.read()
     client.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from enum import IntEnum
 from typing import Any
@@ -17,6 +18,7 @@ from websockets.asyncio.server import ServerConnection
 from hivecall.hivemind import binary
 from hivecall.hivemind.crypto import Cipher, Sealer
 from hivecall.hivemind.encodings import Encoding
+from hivecall.hivemind.noise import Handshake, Transport
 from hivecall.hivemind.permissions import ClientRecord
 from hivecall.hivemind.voice import Stream
 from hivecall.hivemind.wire import HiveMessage, MsgType
@@ -29,7 +31,8 @@ MAX_FRAMES_PER_KEY = 65_536
 class Phase(IntEnum):
     OFFERED = 0  # hello and shake sent; waiting for the client's shake
     KEYED = 1  # envelope sent; the key is being derived or known, nothing decrypted yet
-    ESTABLISHED = 2  # a frame decrypted: from now on only encrypted frames
+    ESTABLISHED = 2  # a frame decrypted (v1) or the Noise handshake done (v3): only encrypted
+    NOISE = 3  # v3: Noise message 2 sent; waiting for message 3
 
 
 class ProtocolViolation(Exception):
@@ -47,11 +50,14 @@ class Connection:
         "encoding",
         "frames",
         "key_future",
+        "noise",
         "nonces",
+        "opened",
         "peer",
         "phase",
         "pushed_tts",
         "sealer",
+        "send_lock",
         "server_iv",
         "session_id",
         "shakes",
@@ -66,6 +72,7 @@ class Connection:
         self.client = client
         self.server_iv = server_iv
         self.session_id = uuid.uuid4().hex
+        self.opened = time.monotonic()
         self.peer = f"{client.name}::{self.session_id}"
         self.site_id = "unknown"
         self.phase = Phase.OFFERED
@@ -75,6 +82,8 @@ class Connection:
         self.client_iv = b""
         self.sealer: Sealer | None = None
         self.key_future: asyncio.Future[bytes] | None = None
+        self.noise: Handshake | Transport | None = None  # v3 only: the handshake, the session
+        self.send_lock: asyncio.Lock | None = None  # v3: frames go out in their nonces' order
         self.nonces: set[int] = set()
         self.frames = 0
         self.shakes = 0
@@ -83,6 +92,16 @@ class Connection:
         self.closing = False
         self.audio: Stream | None = None  # the RAW_AUDIO stream, once a satellite sends one
         self.pushed_tts: list[str] = []  # answers whose audio went out unasked (few, recent)
+
+    @property
+    def transport(self) -> Transport | None:
+        """The v3 session, once its handshake is done."""
+        return self.noise if isinstance(self.noise, Transport) else None
+
+    @property
+    def version(self) -> int:
+        """The protocol this connection speaks: 3 (Noise) or 1 (the password handshake)."""
+        return 3 if self.noise is not None else 1
 
     def cancel_timers(self) -> None:
         for t in self.timers:
@@ -107,6 +126,12 @@ class Connection:
             frame = binary.encode(msg.msg_type, msg.payload, metadata=msg.metadata or None)
             return self.sealer.seal(frame)
         return self.sealer.seal_json(msg.to_json(), self.encoding)
+
+    def noise_body(self, msg: HiveMessage) -> tuple[bytes, bool]:
+        """(body, binarized?) of a message for the v3 transport."""
+        if self.binarize:
+            return binary.encode(msg.msg_type, msg.payload, metadata=msg.metadata or None), True
+        return msg.to_json(), False
 
     def encode_bin(self, frame: bytes) -> bytes:
         """A binarized frame, sealed (bin frames travel binarized whatever was negotiated,

@@ -1,10 +1,13 @@
-"""The HiveMind listener: satellites and bus clients reach the hub's agents over HiveMind v1.
+"""The HiveMind listener: satellites and bus clients reach the hub's agents over HiveMind.
 
 A websocket server in the hub's event loop (started by `hivecall serve` from the app's
 lifespan). Per connection: the access key in the query picks the client (unknown: closed at
 once); the server sends plaintext `hello` and `shake`; the client's `shake` carries its
 password envelope, which is verified (wrong password: closed); the server answers with its own
 envelope and the chosen cipher and encoding, and from then on every frame is encrypted.
+The offer also names protocol v3 (a Noise_XXpsk2 handshake keyed by the password, v3.py and
+noise.py) when this `cryptography` has argon2id; a client that answers with Noise messages
+gets a Noise session instead, and one that does not stays on v1 exactly as before.
 
 Fail closed, where upstream's server does not:
 - before the handshake only `hello` and `shake` are accepted, and no frame may be large;
@@ -40,7 +43,6 @@ import hashlib
 import json
 import logging
 import socket
-import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -50,10 +52,13 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from hivecall.bridge import TurnRequest
-from hivecall.errors import ConfigError, Forbidden, HivecallError
+from hivecall.errors import Forbidden, HivecallError
 from hivecall.hivemind import binary
 from hivecall.hivemind.binary import BinType
 from hivecall.hivemind.clients import HiveClients, key_hash
+from hivecall.hivemind.config import PRE_HANDSHAKE_MAX, parse_ciphers, parse_encodings
+from hivecall.hivemind.config import check as check  # re-exported: app.py checks settings
+from hivecall.hivemind.config import tls_context as tls_context
 from hivecall.hivemind.connection import Connection, Phase, ProtocolViolation, plain
 from hivecall.hivemind.crypto import (
     Cipher,
@@ -66,7 +71,9 @@ from hivecall.hivemind.crypto import (
     verify_envelope,
 )
 from hivecall.hivemind.encodings import Encoding
+from hivecall.hivemind.noise import NoiseError, argon2_available, prologue
 from hivecall.hivemind.permissions import ClientRecord
+from hivecall.hivemind.v3 import NoiseResponder
 from hivecall.hivemind.voice import RATE as VOICE_RATE
 from hivecall.hivemind.voice import AudioRefused, Speech, Stream, audio_format, pcm_of, tts_frame
 from hivecall.hivemind.wire import BusMessage, HiveMessage, MsgType, WireError, bus, parse
@@ -76,7 +83,6 @@ from hivecall.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PRE_HANDSHAKE_MAX = 8192  # bytes a frame may have before the handshake
 MAX_SHAKES = 8  # client shakes one connection may send
 OFFER_DELAY = 0.08  # seconds after the first offer, the second (0.4.4 misses the first)
 RESEND_OFFER_AFTER = 2.0  # seconds after the offer, if the client has not answered
@@ -88,60 +94,6 @@ SYNTH = "speak:synth"
 MAX_PUSHED_TTS = 4  # unasked answers remembered per connection (to skip their speak:synth)
 REFUSED = "hive.message.refused"
 AUTH_CLOSE = (1008, "invalid authorization")
-
-
-def parse_ciphers(text: str) -> tuple[Cipher, ...]:
-    try:
-        out = tuple(Cipher(c.strip()) for c in text.split(",") if c.strip())
-    except ValueError as e:
-        raise ConfigError("hivemind_ciphers: use AES-GCM and/or CHACHA20-POLY1305") from e
-    if not out:
-        raise ConfigError("hivemind_ciphers names no cipher")
-    return out
-
-
-def parse_encodings(text: str) -> tuple[Encoding, ...]:
-    try:
-        out = tuple(Encoding(e.strip()) for e in text.split(",") if e.strip())
-    except ValueError as e:
-        names = ", ".join(Encoding)
-        raise ConfigError(f"hivemind_encodings: each must be one of {names}") from e
-    if not out:
-        raise ConfigError("hivemind_encodings names no encoding")
-    return out
-
-
-def check(settings: Settings) -> None:
-    """Refuse HiveMind settings that cannot work (before anything starts)."""
-    parse_ciphers(settings.hivemind_ciphers)
-    parse_encodings(settings.hivemind_encodings)
-    if not 0 <= settings.hivemind_port <= 65535:
-        raise ConfigError("hivemind_port must be between 0 and 65535")
-    if settings.hivemind_port and settings.hivemind_port == settings.port:
-        raise ConfigError("hivemind_port must differ from port")
-    if settings.hivemind_max_frame_bytes < PRE_HANDSHAKE_MAX:
-        raise ConfigError(f"hivemind_max_frame_bytes must be at least {PRE_HANDSHAKE_MAX}")
-    if settings.hivemind_handshake_timeout <= 0:
-        raise ConfigError("hivemind_handshake_timeout must be positive")
-    tls_context(settings)
-
-
-def tls_context(settings: Settings) -> ssl.SSLContext | None:
-    """The listener's TLS context when a certificate is configured (wss://), else None."""
-    if settings.hivemind_tls_cert is None:
-        if settings.hivemind_tls_key is not None:
-            raise ConfigError("hivemind_tls_key needs hivemind_tls_cert")
-        return None
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        ctx.load_cert_chain(settings.hivemind_tls_cert, settings.hivemind_tls_key)
-    except (OSError, ssl.SSLError) as e:
-        raise ConfigError(
-            "hivemind_tls_cert / hivemind_tls_key cannot be loaded (missing, unreadable, or "
-            "not a matching PEM certificate and key)"
-        ) from e
-    return ctx
 
 
 def bridge_session(client_id: str, session: str) -> str:
@@ -164,6 +116,23 @@ class HiveMindListener:
         self._max_frame = settings.hivemind_max_frame_bytes
         self._handshake_timeout = settings.hivemind_handshake_timeout
         self.node_id = f"hivecall::{socket.gethostname()}"
+        self.noise: NoiseResponder | None = None  # protocol v3, when argon2id is available
+        if argon2_available():
+            self.noise = NoiseResponder(
+                home=settings.home, node_id=self.node_id, max_message=self._max_frame
+            )
+        self._offer_payload: dict[str, Any] = {
+            "handshake": True,
+            "min_protocol_version": 1,
+            "max_protocol_version": 1,
+            "binarize": self._binarize,
+            "preshared_key": False,
+            "password": True,
+            "crypto_required": True,
+            "encodings": [e.value for e in self._encodings],
+            "ciphers": [c.value for c in self._ciphers],
+            **(self.noise.offer() if self.noise else {}),
+        }
         self._by_hash: dict[str, ClientRecord] = {}
         self._version = ""
         self.live: dict[Connection, None] = {}
@@ -238,6 +207,8 @@ class HiveMindListener:
         records = await self._clients.records()
         self._version = version
         self._by_hash = {r.key_hash: r for r in records}
+        if self.noise is not None:
+            self.noise.psks.retain(records)
         by_id = {r.id: r for r in records}
         for conn in list(self.live):
             now = by_id.get(conn.client.id)
@@ -304,6 +275,11 @@ class HiveMindListener:
             log.exception("HiveMind connection failed", extra={"client": client.name})
             await ws.close(1011, "internal error")
         finally:
+            if conn.phase is Phase.NOISE:  # hivemind-bus-client leaves when message 2 fails it
+                log.info(
+                    "HiveMind client left during the Noise handshake (a wrong password?)",
+                    extra={"client": client.name},
+                )
             conn.closing = True
             conn.cancel_timers()
             self.live.pop(conn, None)
@@ -327,10 +303,11 @@ class HiveMindListener:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _hello(self, conn: Connection) -> dict[str, Any]:
+        return {"pubkey": None, "peer": conn.peer, "node_id": self.node_id}
+
     async def _offer(self, conn: Connection) -> None:
-        await conn.ws.send(
-            plain(MsgType.HELLO, {"pubkey": None, "peer": conn.peer, "node_id": self.node_id})
-        )
+        await conn.ws.send(plain(MsgType.HELLO, self._hello(conn)))
         await self._send_shake_offer(conn)
         loop = asyncio.get_running_loop()
         conn.timers.append(loop.call_later(OFFER_DELAY, self._offer_shake, conn))
@@ -339,22 +316,8 @@ class HiveMindListener:
         )
 
     async def _send_shake_offer(self, conn: Connection) -> None:
-        await conn.ws.send(
-            plain(
-                MsgType.SHAKE,
-                {
-                    "handshake": True,
-                    "min_protocol_version": 1,
-                    "max_protocol_version": 1,
-                    "binarize": self._binarize,
-                    "preshared_key": False,
-                    "password": True,
-                    "crypto_required": True,
-                    "encodings": [e.value for e in self._encodings],
-                    "ciphers": [c.value for c in self._ciphers],
-                },
-            )
-        )
+        # The same payload every time: a v3 client binds the one it saw into its prologue.
+        await conn.ws.send(plain(MsgType.SHAKE, self._offer_payload))
 
     def _offer_shake(self, conn: Connection) -> None:
         if conn.phase is Phase.OFFERED and not conn.closing:
@@ -364,40 +327,45 @@ class HiveMindListener:
         if conn.phase is not Phase.ESTABLISHED and len(raw) > PRE_HANDSHAKE_MAX:
             raise ProtocolViolation("frame too large before the handshake")
         try:
-            if isinstance(raw, bytes):
+            if conn.transport is not None:  # v3: only Noise transport messages
+                if isinstance(raw, str):
+                    raise ProtocolViolation("plaintext after the handshake")
+                opened = conn.transport.open(raw)
+                if opened is None:
+                    return  # a chunk of a long message
+                binarized, data = opened
+            elif isinstance(raw, bytes):
                 sealer = await self._sealer(conn)
                 nonce, data = sealer.open(raw)
                 conn.note_nonce(nonce)
+                binarized = True
+            else:
+                try:
+                    obj = json.loads(raw)
+                except (ValueError, RecursionError) as e:
+                    raise WireError("frame is not JSON") from e
+                if not isinstance(obj, dict) or "ciphertext" not in obj:
+                    await self._plaintext(conn, parse(obj))
+                    return
+                sealer = await self._sealer(conn)
+                nonce, data = sealer.open_json(obj, conn.encoding)
+                conn.note_nonce(nonce)
+                binarized = False
+            if binarized:
                 frame = binary.decode(data, max_inflated=self._max_frame)
                 if frame.msg_type is MsgType.BIN:
                     self._established(conn)
                     assert isinstance(frame.payload, bytes)
                     await self._on_bin(conn, frame)
                     return
-                msg = parse(
-                    {
-                        "msg_type": frame.msg_type,
-                        "payload": frame.payload,
-                        "metadata": frame.metadata,
-                    }
-                )
+                fields = {"msg_type": frame.msg_type, "payload": frame.payload}
+                msg = parse({**fields, "metadata": frame.metadata})
             else:
                 try:
-                    obj = json.loads(raw)
-                except (ValueError, RecursionError) as e:
-                    raise WireError("frame is not JSON") from e
-                if isinstance(obj, dict) and "ciphertext" in obj:
-                    sealer = await self._sealer(conn)
-                    nonce, data = sealer.open_json(obj, conn.encoding)
-                    conn.note_nonce(nonce)
-                    try:
-                        msg = parse(json.loads(data))
-                    except (ValueError, RecursionError) as e:  # WireError is a ValueError
-                        raise WireError("sealed frame is not a message") from e
-                else:
-                    await self._plaintext(conn, parse(obj))
-                    return
-        except CryptoError as e:
+                    msg = parse(json.loads(data))
+                except (ValueError, RecursionError) as e:  # WireError is a ValueError
+                    raise WireError("sealed frame is not a message") from e
+        except (CryptoError, NoiseError) as e:
             raise ProtocolViolation("frame does not decrypt") from e
         except WireError as e:
             raise ProtocolViolation("malformed message") from e
@@ -408,7 +376,9 @@ class HiveMindListener:
         if conn.phase is not Phase.ESTABLISHED:
             conn.phase = Phase.ESTABLISHED
             conn.cancel_timers()
-            log.info("HiveMind client connected", extra={"client": conn.client.name})
+            ms = round((time.monotonic() - conn.opened) * 1e3)
+            extra = {"client": conn.client.name, "protocol": conn.version, "ms": ms}
+            log.info("HiveMind client connected", extra=extra)
 
     async def _sealer(self, conn: Connection) -> Sealer:
         if conn.sealer is None:
@@ -431,6 +401,11 @@ class HiveMindListener:
         if conn.shakes > MAX_SHAKES:
             raise ProtocolViolation("too many handshakes")
         p = msg.payload
+        if "noise" in p:
+            await self._noise_shake(conn, p["noise"])
+            return
+        if conn.noise is not None:
+            raise ProtocolViolation("a v1 handshake inside a v3 one")
         env = p.get("envelope")
         if not isinstance(env, str):
             raise ProtocolViolation("only the password handshake is supported")
@@ -465,6 +440,27 @@ class HiveMindListener:
                 },
             )
         )
+
+    async def _noise_shake(self, conn: Connection, params: object) -> None:
+        """Protocol v3 (v3.py): message 1 is answered with message 2; message 3 ends it."""
+        if self.noise is None:
+            raise ProtocolViolation("protocol v3 is not offered")
+        if not isinstance(params, dict):
+            raise ProtocolViolation("malformed Noise message")
+        if conn.phase is Phase.OFFERED:
+            reply = await self.noise.first(
+                conn,
+                params,
+                prologue=prologue(self._hello(conn), self._offer_payload),
+                encodings=self._encodings,
+                binarize=self._binarize,
+            )
+            await conn.ws.send(plain(MsgType.SHAKE, {"noise": {"msg": reply.hex()}}))
+        elif conn.phase is Phase.NOISE:
+            self.noise.last(conn, params)
+            self._established(conn)
+        else:
+            raise ProtocolViolation("a v3 handshake inside a v1 one")
 
     # -- messages -----------------------------------------------------------------------------
 
@@ -719,6 +715,10 @@ class HiveMindListener:
         if not audio:
             return
         frame = tts_frame(audio, text, lang)
+        if conn.noise is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await self._send_noise(conn, frame, binarized=True)
+            return
         if conn.sealer is None and conn.key_future is not None:
             conn.sealer = Sealer(conn.cipher, await conn.key_future)
             conn.key_future = None
@@ -754,10 +754,24 @@ class HiveMindListener:
             kind = msg.payload.get("type")
             if isinstance(kind, str) and kind != REFUSED and not conn.client.may_receive(kind):
                 return
+        if conn.noise is not None:
+            body, binarized = conn.noise_body(msg)
+            await self._send_noise(conn, body, binarized=binarized)
+            return
         if conn.sealer is None and conn.key_future is not None:
             conn.sealer = Sealer(conn.cipher, await conn.key_future)
             conn.key_future = None
         await conn.ws.send(conn.encode(msg))
+
+    async def _send_noise(self, conn: Connection, body: bytes, *, binarized: bool) -> None:
+        """Seal and send under the lock: nonces must reach the wire in order, and the chunks of
+        a long message together."""
+        if conn.send_lock is None:
+            return  # the handshake is not done (nothing is sent before it is)
+        async with conn.send_lock:
+            assert conn.transport is not None
+            for frame in conn.transport.seal(body, binarized=binarized):
+                await conn.ws.send(frame)
 
     _handlers: dict[MsgType, Callable[[HiveMindListener, Connection, HiveMessage], Awaitable[None]]]
 
