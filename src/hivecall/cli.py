@@ -133,6 +133,35 @@ def serve(
 
 
 @app.command()
+def worker(
+    ctx: typer.Context,
+    health_port: Annotated[
+        int, typer.Option(help="Port of the worker's health endpoint (0: any free port).")
+    ] = 8081,
+) -> None:
+    """Run the cloud-call worker: it joins LiveKit rooms as the agents of cloud calls."""
+    from hivecall.cloud.worker import missing, run, stored_settings
+
+    try:
+        settings = asyncio.run(stored_settings(settings_of(ctx), os.environ))
+    except HivecallError as e:
+        fail(e.message, 2)
+        raise  # unreachable
+    if problem := missing(settings):
+        typer.echo(problem, err=True)
+        raise typer.Exit(0)
+    typer.echo(
+        f"hivecall {__version__} worker for LiveKit agent {settings.livekit_agent_name!r}, "
+        f"hub {settings.worker_hub_url or settings.resolved_public_url}",
+        err=True,
+    )
+    try:
+        run(settings, port=health_port)
+    except HivecallError as e:
+        fail(e.message)
+
+
+@app.command()
 def doctor(ctx: typer.Context) -> None:
     """Show what is configured and what is missing (never the secret values)."""
     import shutil
@@ -170,6 +199,12 @@ def doctor(ctx: typer.Context) -> None:
     lines.append(
         ("LiveKit (cloud calls)", "set" if not missing else "missing: " + ", ".join(missing))
     )
+    lines.append(
+        (
+            "cloud plan",
+            "on (HIVECALL_CLOUD_CALLS)" if s.cloud_calls else "off (set HIVECALL_CLOUD_CALLS=1)",
+        )
+    )
     found = [
         f"{p.label} ({shutil.which(p.argv[0])})"
         for p in PRESETS.values()
@@ -179,11 +214,14 @@ def doctor(ctx: typer.Context) -> None:
         ("agent CLIs on PATH", ", ".join(found) or "none found (the echo agent stands in)")
     )
 
-    async def check_store(hub: Hub) -> tuple[int, Settings]:
-        return len(await hub.agents.list()), hub.settings
+    from hivecall.hivemind.doctor import report as hivemind_report
+
+    async def check_store(hub: Hub) -> tuple[int, Settings, list[tuple[str, str]]]:
+        rows = await hivemind_report(hub.settings, hub.store)
+        return len(await hub.agents.list()), hub.settings, rows
 
     try:
-        count, effective = with_hub(ctx, check_store)
+        count, effective, hivemind_rows = with_hub(ctx, check_store)
         lines.append(("store", f"ok, {count} agent(s)"))
         if effective.openai_api_key and not s.openai_api_key:
             key_row = next(i for i, (k, _) in enumerate(lines) if k.startswith("OpenAI key"))
@@ -193,8 +231,10 @@ def doctor(ctx: typer.Context) -> None:
         for mode in all_modes(effective):
             state = "available" if mode.available else f"unavailable: {mode.reason}"
             lines.append((f"{mode.name} calls", state))
+        lines.extend(hivemind_rows)
     except typer.Exit:
         lines.append(("store", "cannot be opened (see the error above)"))
+        lines.extend(asyncio.run(hivemind_report(s, None)))
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         typer.echo(f"{key.ljust(width)}  {value}")

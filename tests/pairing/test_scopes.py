@@ -25,12 +25,23 @@ DEVICE_ROUTES = {
     ("POST", "/api/calls/{call_id}/local/offer"),  # its own local calls' offers
     ("POST", "/api/phone"),  # only with the call_id of its own live call (tested below)
     ("POST", "/api/logout"),  # ends a browser session; a device token has none
+    # A phone manages the cloud calls it started (others' are reported missing).
+    ("POST", "/api/calls/{call_id}/token"),
+    ("GET", "/api/calls/{call_id}/participants"),
+    ("DELETE", "/api/calls/{call_id}/participants/{identity}"),
+    ("POST", "/api/calls/{call_id}/agents"),
+    ("POST", "/api/calls/{call_id}/invites"),
+    ("GET", "/api/calls/{call_id}/invites"),
+    ("DELETE", "/api/calls/{call_id}/invites/{invite_id}"),
 }
 # Routes anyone may use, with or without a token.
 PUBLIC_ROUTES = {
     ("GET", "/api/health"),
     ("GET", "/api/version"),  # Ollama's: clients ask it before anything else
     ("POST", "/api/pairing/claim"),
+    # Their own credentials: an invite code, the worker's LiveKit-signed token.
+    ("POST", "/api/join"),
+    ("POST", "/api/cloud/claim"),
 }
 PARAMS = {"ref": "echo", "model": "echo", "name": "somekey"}
 

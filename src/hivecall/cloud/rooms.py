@@ -173,6 +173,14 @@ class CloudCalls:
             if row is not None:
                 await s.delete(row)
 
+    async def in_call(self, call: Call, agent_id: str) -> bool:
+        """Whether an agent was dispatched into this cloud call (added agents relay their
+        tool turns into the same call)."""
+        if call.mode != "cloud":
+            return False
+        async with self._store.session() as s:
+            return await s.get(CallAgent, (call.id, agent_id)) is not None
+
     async def agents_of(self, call_id: str) -> list[CallAgent]:
         q = select(CallAgent).where(CallAgent.call_id == call_id).order_by(CallAgent.position)
         async with self._store.session() as s:

@@ -31,8 +31,9 @@ def instructions(ctx: AgentContext) -> str:
 
 
 GROUP = """This is a group call (a LiveKit room): several people may talk, and other agents may be
-in the room too{others}. Each request in the room is answered by the agent it names, or by the
-agent who spoke last if none is named, so when you are asked you are the one expected to answer.
+in the room too{others}. A request is answered by the agent it names; when it names none, by
+the agent named last (at first, the call's first agent). When you are asked, you are the one
+expected to answer.
 Never answer or repeat what another agent said; address people by name when you know it."""
 
 

@@ -283,7 +283,7 @@ async def _has_body(request: Request) -> bool:
 async def open_call(hub: Hub, who: Principal, call_id: str, agent_id: str) -> Call:
     """The call a tool turn belongs to: the caller's own, with this agent, not finished."""
     call = await hub.calls.get(call_id, who=who)
-    if call.agent_id != agent_id:
+    if call.agent_id != agent_id and not await hub.cloud.in_call(call, agent_id):
         raise BadRequest("this call is with another agent", code="call_agent_mismatch")
     if call.state in ("ended", "failed"):
         raise Conflict(f"the call has already {call.state}", code="call_finished")
