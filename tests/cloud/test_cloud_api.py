@@ -102,7 +102,7 @@ async def test_a_cloud_call_creates_a_room_dispatches_the_agent_and_mints_a_toke
     # The caller's token: this room only, audio and data, nothing administrative, 15 minutes.
     claims = claims_of(lk["token"])
     assert claims.identity == lk["identity"] and lk["identity"].startswith("human-")
-    assert claims.name == "owner"
+    assert claims.name == "Host"
     assert claims.attributes == {"hivecall.kind": "human"}
     v = claims.video
     assert v is not None

@@ -52,6 +52,12 @@ def human_identity(who: Principal) -> str:
     return f"human-{who.token_id[:8]}"
 
 
+def human_name(who: Principal) -> str:
+    """What the others in the room see: a phone by its name; the owner (owner token or a
+    browser session, whose token names are "owner" and "browser") as the host."""
+    return who.name if who.kind == "device" and who.name else "Host"
+
+
 def guest_identity() -> str:
     return f"guest-{secrets.token_hex(4)}"
 
@@ -111,7 +117,7 @@ class CloudCalls:
         name = room_name(call.id)
         await self.livekit.create_room(settings, name, call_id=call.id)
         await self._dispatch(settings, call, agent, voice=settings.realtime_voice)
-        return join_token(settings, room=name, identity=human_identity(who), name=who.name or "You")
+        return join_token(settings, room=name, identity=human_identity(who), name=human_name(who))
 
     async def join(self, settings: Settings, call: Call, *, identity: str, name: str) -> JoinToken:
         self.check_open(call)

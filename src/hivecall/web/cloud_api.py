@@ -9,7 +9,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from hivecall.cloud.invites import InviteIn
-from hivecall.cloud.rooms import guest_identity, human_identity
+from hivecall.cloud.rooms import guest_identity, human_identity, human_name
 from hivecall.errors import Unauthorized
 from hivecall.pairing import device_name
 from hivecall.store.models import Call
@@ -50,7 +50,7 @@ async def rejoin(request: Request) -> Response:
     hub = hub_of(request)
     call = await hub.calls.get(request.path_params["call_id"], who=who)
     token = await hub.cloud.join(
-        hub.settings, call, identity=human_identity(who), name=who.name or "You"
+        hub.settings, call, identity=human_identity(who), name=human_name(who)
     )
     return ok({"livekit": token.as_dict()})
 
