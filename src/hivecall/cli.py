@@ -188,14 +188,9 @@ def doctor(ctx: typer.Context) -> None:
         ("OpenAI base URL", s.openai_base_url),
         ("realtime model", f"{s.realtime_model} (voice {s.realtime_voice})"),
     ]
-    livekit = [s.livekit_url, s.livekit_api_key, s.livekit_api_secret]
-    missing = [
-        n
-        for n, v in zip(
-            ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"), livekit, strict=True
-        )
-        if not v
-    ]
+    from hivecall.cloud.livekit import missing_settings
+
+    missing = missing_settings(s)
     lines.append(
         ("LiveKit (cloud calls)", "set" if not missing else "missing: " + ", ".join(missing))
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from hivecall.cloud.livekit import missing_settings
 from hivecall.errors import HivecallError
 from hivecall.settings import Settings
 from hivecall.voice.local.models import problem as speech_problem
@@ -49,15 +50,7 @@ def local(settings: Settings) -> Mode:
 def cloud(settings: Settings) -> Mode:
     """Cloud calls need the cloud plan (HIVECALL_CLOUD_CALLS) and a LiveKit server. 402: the
     hub works, this kind of call is what is not paid for or not set up."""
-    missing = [
-        env
-        for env, value in (
-            ("LIVEKIT_URL", settings.livekit_url),
-            ("LIVEKIT_API_KEY", settings.livekit_api_key),
-            ("LIVEKIT_API_SECRET", settings.livekit_api_secret),
-        )
-        if not value
-    ]
+    missing = missing_settings(settings)
     if not settings.cloud_calls:
         reason = "cloud calls are not part of this hub's plan (HIVECALL_CLOUD_CALLS is off)"
         if missing:

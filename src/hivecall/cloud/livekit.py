@@ -76,6 +76,19 @@ class Participant:
         return out
 
 
+def missing_settings(settings: Settings) -> list[str]:
+    """The LiveKit settings (by environment variable) that are not set."""
+    return [
+        env
+        for env, value in (
+            ("LIVEKIT_URL", settings.livekit_url),
+            ("LIVEKIT_API_KEY", settings.livekit_api_key),
+            ("LIVEKIT_API_SECRET", settings.livekit_api_secret),
+        )
+        if not value
+    ]
+
+
 def room_name(call_id: str) -> str:
     return f"hivecall-{call_id}"
 

@@ -64,7 +64,7 @@ from hivecall.cloud.hubclient import (
     LineEvent,
     PhaseEvent,
 )
-from hivecall.cloud.livekit import AGENT_ID, KIND, room_name
+from hivecall.cloud.livekit import AGENT_ID, KIND, missing_settings, room_name
 from hivecall.errors import ConfigError, HivecallError
 from hivecall.settings import Settings
 from hivecall.voice.tool import DESCRIPTION, NAME, PARAMETERS
@@ -142,15 +142,7 @@ class WorkerFailed(HivecallError):
 
 def missing(settings: Settings) -> str | None:
     """What the worker lacks to run, as one line; None when it has everything."""
-    lacks = [
-        env
-        for env, value in (
-            ("LIVEKIT_URL", settings.livekit_url),
-            ("LIVEKIT_API_KEY", settings.livekit_api_key),
-            ("LIVEKIT_API_SECRET", settings.livekit_api_secret),
-        )
-        if not value
-    ]
+    lacks = missing_settings(settings)
     if not settings.openai_api_key:
         lacks.append("an OpenAI key (OPENAI_API_KEY, or save one in the dashboard's Settings)")
     if not lacks:
