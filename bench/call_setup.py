@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import platform
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
 import openai
 
-from harness import BenchError, Hub, Options, Result, Samples, hub, machine, table
+from harness import BenchError, Hub, Options, Result, Samples, alternating, hub, machine, table
 from hivecall.settings import Settings
 from hivecall.voice.realtime import session_config
 
@@ -37,15 +35,6 @@ GOAL_P50_MS = 3.0
 KEY = "sk-bench-hivecall-0123456789abcdef0123"
 # The direct mint sends a session of the same shape and size as the hub's.
 SESSION = session_config(Settings(), "You are the voice of echo. " * 60)
-
-
-async def timed(samples: Samples, count: int, request: Callable[[], Awaitable[None]]) -> None:
-    started = time.perf_counter()
-    for _ in range(count):
-        t0 = time.perf_counter()
-        await request()
-        samples.latencies.append(time.perf_counter() - t0)
-    samples.wall += time.perf_counter() - started
 
 
 async def measure(
@@ -68,13 +57,7 @@ async def measure(
             if r.status_code != 201 or not r.json()["call"]["realtime"]["client_secret"]:
                 raise BenchError(f"POST /api/calls answered {r.status_code}: {r.text[:300]}")
 
-        per_round = count // rounds
-        for i in range(rounds):
-            order = [(direct, mint_direct), (via_hub, start_call)]
-            if i % 2:
-                order.reverse()
-            for samples, request in order:
-                await timed(samples, per_round, request)
+        await alternating(count, rounds, [(direct, mint_direct), (via_hub, start_call)])
     await sdk.close()
     return direct, via_hub
 

@@ -19,9 +19,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,7 +27,7 @@ import httpx
 from livekit import api
 from livekit.protocol import agent_dispatch, room
 
-from harness import BenchError, Hub, Options, Result, Samples, hub, machine, table
+from harness import BenchError, Hub, Options, Result, Samples, alternating, hub, machine, table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -38,15 +36,6 @@ from tests.livekit_standin.server import LiveKitStandin
 NAME = "cloud"
 GOAL_P50_MS = 10.0
 KEY, SECRET = "APIbenchHivecall", "lk-bench-secret-hivecall-0123456789abcdefgh"
-
-
-async def timed(samples: Samples, count: int, request: Callable[[], Awaitable[None]]) -> None:
-    started = time.perf_counter()
-    for _ in range(count):
-        t0 = time.perf_counter()
-        await request()
-        samples.latencies.append(time.perf_counter() - t0)
-    samples.wall += time.perf_counter() - started
 
 
 async def measure(
@@ -82,13 +71,7 @@ async def measure(
             if r.status_code != 201 or not r.json()["call"]["livekit"]["token"]:
                 raise BenchError(f"POST /api/calls answered {r.status_code}: {r.text[:300]}")
 
-        per_round = count // rounds
-        for i in range(rounds):
-            order = [(direct, setup_direct), (via_hub, start_call)]
-            if i % 2:
-                order.reverse()
-            for samples, request in order:
-                await timed(samples, per_round, request)
+        await alternating(count, rounds, [(direct, setup_direct), (via_hub, start_call)])
     await lk.aclose()
     return direct, via_hub
 

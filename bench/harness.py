@@ -329,3 +329,20 @@ def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
     return str(value)
+
+
+async def alternating(
+    count: int, rounds: int, kinds: Sequence[tuple[Samples, Callable[[], Awaitable[None]]]]
+) -> None:
+    """Sequential requests of each kind, `count` in all per kind, in `rounds` rounds whose order
+    flips every round (ABBA), so machine noise falls on every kind alike."""
+    per_round = count // rounds
+    for i in range(rounds):
+        order = list(kinds) if i % 2 == 0 else list(reversed(kinds))
+        for samples, request in order:
+            started = time.perf_counter()
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                await request()
+                samples.latencies.append(time.perf_counter() - t0)
+            samples.wall += time.perf_counter() - started
