@@ -167,6 +167,18 @@ async def test_livekit_down_is_a_clear_error_and_a_failed_call(
     assert failed["state"] == "failed" and failed["error"]["code"] == "livekit_unreachable"
 
 
+async def test_a_failed_dispatch_closes_the_room_it_made(
+    client: httpx.AsyncClient, livekit: LiveKitStandin
+) -> None:
+    livekit.fail("CreateDispatch", "internal", "dispatch broke")
+    r = await client.post("/api/calls", json={"agent_id": "echo", "mode": "cloud"})
+    assert r.status_code == 502 and r.json()["error"]["code"] == "livekit_error"
+    (failed,) = (await client.get("/api/calls")).json()["calls"]
+    assert failed["state"] == "failed"
+    assert f"hivecall-{failed['id']}" not in livekit.rooms
+    assert [m.method for m in livekit.requests] == ["CreateRoom", "CreateDispatch", "DeleteRoom"]
+
+
 async def test_a_wrong_secret_is_refused_without_saying_the_secret(
     app: Starlette, client: httpx.AsyncClient, settings: Settings
 ) -> None:

@@ -9,6 +9,7 @@ call and report its phases and lines (auth.WORKER_SCOPE).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -116,7 +117,13 @@ class CloudCalls:
         """Create the call's room, dispatch its first agent, and mint the caller's token."""
         name = room_name(call.id)
         await self.livekit.create_room(settings, name, call_id=call.id)
-        await self._dispatch(settings, call, agent, voice=settings.realtime_voice)
+        try:
+            await self._dispatch(settings, call, agent, voice=settings.realtime_voice)
+        except HivecallError:
+            # No agent will come: close the room now rather than leave it to the empty timeout.
+            with contextlib.suppress(HivecallError):
+                await self.livekit.delete_room(settings, name)
+            raise
         return join_token(settings, room=name, identity=human_identity(who), name=human_name(who))
 
     async def join(self, settings: Settings, call: Call, *, identity: str, name: str) -> JoinToken:
