@@ -17,6 +17,7 @@ from hivecall.app import create_app
 from hivecall.bridge import TurnRequest
 from hivecall.hub import Hub
 from hivecall.runtimes import TurnInput
+from hivecall.secretbox import SecretBox
 from hivecall.settings import Settings
 from hivecall.store import Store
 from hivecall.store.models import Turn
@@ -183,7 +184,7 @@ async def test_agent_removed_by_another_process(
     assert (await client.post("/api/phone", json={"agent_id": "echo", "message": "a"})).json()["ok"]
     # …when the CLI, another process with its own store, removes it.
     other = Store(url=settings.resolved_database_url)
-    await Agents(store=other, search_path=None).delete("echo")
+    await Agents(store=other, search_path=None, box=SecretBox.open(settings.home)).delete("echo")
     await other.aclose()
     r = await client.post("/api/phone", json={"agent_id": "echo", "message": "b"})
     assert (r.status_code, r.json()["error"]["code"]) == (404, "agent_not_found")

@@ -86,6 +86,8 @@ def runs(log: Path) -> list[dict[str, Any]]:
 
 
 async def create_agent(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
+    # Agents get only the variables their record names (besides PATH, HOME, locale…).
+    body.setdefault("env", ["FAKE_AGENT_LOG", "FAKE_AGENT_CHILD_PID"])
     r = await client.post("/api/agents", json=body)
     assert r.status_code == 201, r.text
     agent: dict[str, Any] = r.json()["agent"]
@@ -415,7 +417,7 @@ async def test_claude_preset_names_and_resumes_its_session(
         client, name="claude-code", runtime="claude", workspace=str(workspace)
     )
     assert agent["runtime"] == "command" and agent["preset"] == "claude"
-    assert agent["command"] == ["claude", "-p", "{message}"]
+    assert agent["command"] == ["claude", "-p", "--", "{message}"]
 
     for message, session in (("first", "call-1"), ("second", "call-1"), ("other", "call-2")):
         r = await phone(client, agent["id"], message, session_id=session)
@@ -425,10 +427,10 @@ async def test_claude_preset_names_and_resumes_its_session(
     first, second, other = runs(agent_log)
     sid = session_uuid(agent["id"], "call-1")
     assert str(uuid.UUID(sid)) == sid
-    assert first["argv"] == ["-p", "first", "--session-id", sid]
-    assert second["argv"] == ["-p", "second", "--resume", sid]
-    assert other["argv"][:3] == ["-p", "other", "--session-id"]
-    other_sid = other["argv"][3]
+    assert first["argv"] == ["-p", "--session-id", sid, "--", "first"]
+    assert second["argv"] == ["-p", "--resume", sid, "--", "second"]
+    assert other["argv"][:2] == ["-p", "--session-id"] and other["argv"][3:] == ["--", "other"]
+    other_sid = other["argv"][2]
     assert str(uuid.UUID(other_sid)) == other_sid and other_sid != sid
     assert [x["session"] for x in (first, second, other)] == ["call-1", "call-1", "call-2"]
     assert all(x["cwd"] == str(workspace.resolve()) for x in (first, second, other))

@@ -24,7 +24,7 @@ async def test_agents_for_clis_on_path(client: httpx.AsyncClient, workspace: Pat
     agents = (await client.get("/api/agents")).json()["agents"]
     assert sorted(a["name"] for a in agents) == ["codex", "goose"]
     codex = next(a for a in agents if a["name"] == "codex")
-    assert codex["preset"] == "codex" and codex["command"] == ["codex", "exec", "{message}"]
+    assert codex["preset"] == "codex" and codex["command"] == ["codex", "exec", "--", "{message}"]
     assert codex["workspace"] == str(workspace) and codex["status"] == "ready"
     r = await client.post("/api/phone", json={"agent_id": "codex", "message": "hello"})
     assert r.json() == r.json() | {"ok": True, "text": "codex says hi"}

@@ -21,6 +21,7 @@ from hivecall.store import Store
 from hivecall.store.models import Token
 
 OWNER = "owner"
+SESSION = "session"  # a browser signed in with the owner token
 ALL_SCOPES = ("*",)
 # A cloud call's worker: its token's subject is the call, and it may only relay turns into that
 # call and report its phases and lines (cloud/rooms.py).
@@ -50,6 +51,14 @@ class Principal:
 
     def can(self, scope: str) -> bool:
         return "*" in self.scopes or scope in self.scopes
+
+    @property
+    def caller(self) -> str:
+        """Whose sessions this principal's turns are: the owner (by token or browser login) is
+        one caller; a device, key or call is its own."""
+        if self.kind in (OWNER, SESSION):
+            return "owner"
+        return f"{self.kind}:{self.subject or self.token_id}"
 
 
 @dataclass

@@ -35,6 +35,7 @@ from hivecall.agents.context import AgentContext, RecentTurn, gather
 from hivecall.agents.records import AgentRecord, Agents
 from hivecall.errors import BadRequest, Conflict, NotFound, RuntimeFailure
 from hivecall.runtimes import ChatMessage, Runtimes, TurnInput
+from hivecall.runtimes.orphans import kill_orphans
 from hivecall.speakable import speakable
 from hivecall.store import Store
 from hivecall.store.models import Turn
@@ -53,6 +54,9 @@ class TurnRequest:
     source: str
     session_id: str | None = None
     call_id: str | None = None
+    # Who asks (auth.Principal.caller). A session is one caller's: another caller naming the
+    # same session id ("default") gets a session of its own, never this one's CLI session.
+    caller: str = "owner"
     # Earlier messages of the conversation, when the caller keeps them (chat API). When None the
     # bridge replays the session's earlier turns to runtimes that want history.
     history: tuple[ChatMessage, ...] | None = None
@@ -374,7 +378,17 @@ class Bridge:
     # -- life cycle ---------------------------------------------------------------------------
 
     async def recover(self) -> int:
-        """Mark turns a previous process left unfinished as interrupted. Returns how many."""
+        """Mark turns a previous process left unfinished as interrupted. Returns how many.
+
+        A hub that was killed (SIGKILL, power loss) could not stop its agents: their process
+        groups may still run, editing the workspace beside the next turn. They are killed first.
+        """
+        async with self._store.session() as s:
+            unfinished = set(await s.scalars(select(Turn.id).where(Turn.status.in_(UNFINISHED))))
+        if unfinished and (killed := await kill_orphans(unfinished)):
+            log.warning(
+                "killed agent processes a stopped hub left running", extra={"groups": killed}
+            )
         async with self._store.session() as s, s.begin():
             result = await s.execute(
                 update(Turn)
@@ -435,6 +449,7 @@ class Bridge:
                 "session_id": session_id,
                 "call_id": req.call_id,
                 "source": req.source,
+                "caller": req.caller,
                 "status": "queued" if runtime.exclusive else "running",
                 "message": message,
                 "queued_at": now,
@@ -564,7 +579,9 @@ class Bridge:
         context: AgentContext | None = None
         needs_session = agent.runtime == "command" or (wants_context and req.history is None)
         if needs_session and req.session_id:
-            earlier = await self._session_turns(agent.id, req.session_id, handle.turn_id)
+            earlier = await self._session_turns(
+                agent.id, req.session_id, req.caller, handle.turn_id
+            )
             resumed = bool(earlier)
             if wants_context and req.history is None:
                 history = tuple(
@@ -587,13 +604,21 @@ class Bridge:
             timeout=self._timeout,
             history=history,
             context=context,
+            caller=req.caller,
         )
 
-    async def _session_turns(self, agent_id: str, session_id: str, exclude: str) -> list[Turn]:
+    async def _session_turns(
+        self, agent_id: str, session_id: str, caller: str, exclude: str
+    ) -> list[Turn]:
         async with self._store.session() as s:
             rows = await s.scalars(
                 select(Turn)
-                .where(Turn.agent_id == agent_id, Turn.session_id == session_id, Turn.id != exclude)
+                .where(
+                    Turn.agent_id == agent_id,
+                    Turn.session_id == session_id,
+                    Turn.caller == caller,
+                    Turn.id != exclude,
+                )
                 .order_by(Turn.queued_at.desc())
                 .limit(HISTORY_TURNS)
             )

@@ -260,11 +260,14 @@ def _print_agent(agent: dict[str, Any]) -> None:
         "base_url",
         "model",
         "description",
+        "env",
         "status",
     ):
         value = agent.get(key)
         if value in (None, "", []):
             continue
+        if key == "env":
+            value = [f"{v['name']}{'=(own value)' if v['own_value'] else ''}" for v in value]
         if isinstance(value, list):
             value = " ".join(value) if key == "command" else ", ".join(value)
         typer.echo(f"{key:>12}: {value}")
@@ -296,6 +299,21 @@ def agents_add(
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model name (openai_chat).")] = None,
     description: Annotated[str | None, typer.Option(help="What this agent is for.")] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Key for the agent's endpoint (openai_chat; hivemind: ACCESS_KEY:PASSWORD). "
+            "Stored sealed, never shown."
+        ),
+    ] = None,
+    env: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME: pass this variable of the hub's environment to the agent; NAME=VALUE: "
+            "give it a value of its own (sealed). Repeatable. Agents get no other variables "
+            "besides PATH, HOME, locale and the XDG folders."
+        ),
+    ] = None,
 ) -> None:
     """Add an agent."""
     spec = _spec(
@@ -309,6 +327,8 @@ def agents_add(
         base_url=base_url,
         model=model,
         description=description,
+        api_key=api_key,
+        env=env,
     )
 
     async def work(hub: Hub) -> dict[str, Any]:
@@ -333,6 +353,16 @@ def agents_edit(
     base_url: Annotated[str | None, typer.Option(help="New base URL.")] = None,
     model: Annotated[str | None, typer.Option(help="New model.")] = None,
     description: Annotated[str | None, typer.Option(help="New description.")] = None,
+    api_key: Annotated[
+        str | None, typer.Option(help="New endpoint key (empty: remove it).")
+    ] = None,
+    env: Annotated[
+        list[str] | None,
+        typer.Option(help="Replace the agent's variables: NAME or NAME=VALUE (repeatable)."),
+    ] = None,
+    no_env: Annotated[
+        bool, typer.Option("--no-env", help="Remove all of the agent's own variables.")
+    ] = False,
 ) -> None:
     """Change an agent."""
     patch = _spec(
@@ -346,6 +376,8 @@ def agents_edit(
         base_url=base_url,
         model=model,
         description=description,
+        api_key=api_key,
+        env=[] if no_env else env,
     )
 
     async def work(hub: Hub) -> dict[str, Any]:

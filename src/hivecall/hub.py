@@ -60,15 +60,16 @@ class Hub:
         except Exception:
             await store.aclose()
             raise
-        prefs = Preferences(
-            store=store, box=SecretBox.open(settings.home), base=settings, pinned=pinned(environ)
-        )
+        box = SecretBox.open(settings.home)
+        prefs = Preferences(store=store, box=box, base=settings, pinned=pinned(environ))
+        agents = Agents(store=store, search_path=environ.get("PATH"), box=box)
         try:
             settings = await prefs.load()
+            if sealed := await agents.seal_plain_keys():
+                log.info("sealed agents' api keys stored in clear", extra={"count": sealed})
         except Exception:
             await store.aclose()
             raise
-        agents = Agents(store=store, search_path=environ.get("PATH"))
         runtimes = Runtimes(environ=environ, openai_api_key=lambda: hub.settings.openai_api_key)
         bridge = Bridge(
             store=store,

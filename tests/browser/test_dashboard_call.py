@@ -46,6 +46,7 @@ def add_coder(live: LiveHub, workspace: Path) -> dict[str, Any]:
             "name": "coder",
             "command": f"{script('fake_agent.py')} --mode slow {{message}}",
             "workspace": str(workspace),
+            "env": ["FAKE_AGENT_LOG"],
         },
     )
     assert r.status_code == 201, r.text

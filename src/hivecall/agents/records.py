@@ -8,7 +8,8 @@ import shlex
 import socket
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,11 @@ from sqlalchemy.exc import IntegrityError
 
 from hivecall.errors import BadRequest, Conflict, NotFound
 from hivecall.runtimes.command import PLACEHOLDER, executable_missing
+from hivecall.runtimes.environment import refusal
 from hivecall.runtimes.presets import KINDS, PRESETS
+from hivecall.secretbox import SecretBox
 from hivecall.store import Store
-from hivecall.store.models import Agent
+from hivecall.store.models import Agent, Meta
 
 
 def default_machine() -> str:
@@ -31,6 +34,9 @@ def default_machine() -> str:
 CACHE_FOR = 2.0  # seconds
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_ENV = 32
+# Meta key: the api_keys stored in clear before they were sealed have been sealed (once).
+KEYS_SEALED = "agent_keys_sealed"
 
 
 @dataclass(frozen=True)
@@ -51,9 +57,12 @@ class AgentRecord:
     api_key: str | None
     created_at: datetime
     updated_at: datetime
+    # Environment variables its processes get besides the allowlist: NAME -> its own value, or
+    # None for the hub's value of NAME (runtimes/environment.py).
+    env: Mapping[str, str | None] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, row: Agent) -> AgentRecord:
+    def of(cls, row: Agent, box: SecretBox) -> AgentRecord:
         return cls(
             id=row.id,
             name=row.name,
@@ -66,9 +75,13 @@ class AgentRecord:
             base_url=row.base_url,
             model=row.model,
             description=row.description,
-            api_key=row.api_key,
+            api_key=_open(box, row.api_key, _key_context(row.id)),
             created_at=row.created_at,
             updated_at=row.updated_at,
+            env={
+                name: _open(box, value, _env_context(row.id, name))
+                for name, value in (row.env or {}).items()
+            },
         )
 
     def problem(self, search_path: str | None) -> str | None:
@@ -98,6 +111,8 @@ class AgentRecord:
             "model": self.model,
             "description": self.description,
             "api_key_set": bool(self.api_key),
+            # Names only: whether each has a value of the agent's own or takes the hub's.
+            "env": [{"name": k, "own_value": v is not None} for k, v in self.env.items()],
             "status": status,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
@@ -118,6 +133,23 @@ class AgentFields(BaseModel):
     model: str | None = Field(default=None, max_length=200)
     description: str | None = Field(default=None, max_length=4000)
     api_key: str | None = None
+    # NAME (the hub's value of NAME) or NAME=VALUE (the agent's own); replaces the whole list.
+    env: list[str] | None = None
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        if len(v) > MAX_ENV:
+            raise ValueError(f"env: at most {MAX_ENV} variables")
+        for item in v:
+            name, eq, value = item.partition("=")
+            if why := refusal(name.strip(), inherit=not eq):
+                raise ValueError(f"env: {why}")
+            if len(value) > 4000:
+                raise ValueError(f"env: the value of {name} is longer than 4000 characters")
+        return v
 
     @field_validator("skills")
     @classmethod
@@ -208,11 +240,37 @@ def _normalise(values: dict[str, Any], search_path: str | None) -> dict[str, Any
     return values
 
 
+def parse_env(items: Sequence[str]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        out[name.strip()] = value if eq else None
+    return out
+
+
+def _key_context(agent_id: str) -> str:
+    return f"agent:{agent_id}:api_key"
+
+
+def _env_context(agent_id: str, name: str) -> str:
+    return f"agent:{agent_id}:env:{name}"
+
+
+def _open(box: SecretBox, sealed: str | None, context: str) -> str | None:
+    return None if sealed is None else box.unseal(sealed, context=context)
+
+
+def _seal(box: SecretBox, plain: str | None, context: str) -> str | None:
+    return None if plain is None else box.seal(plain, context=context)
+
+
 class Agents:
-    def __init__(self, *, store: Store, search_path: str | None) -> None:
-        """`search_path` is the PATH agent commands are looked up on (the agents' environment)."""
+    def __init__(self, *, store: Store, search_path: str | None, box: SecretBox) -> None:
+        """`search_path` is the PATH agent commands are looked up on (the agents' environment);
+        `box` seals the agents' keys and own environment values at rest."""
         self._store = store
         self.search_path = search_path
+        self._box = box
 
         # Every turn looks its agent up; records are kept for a moment. Writes through this
         # process clear the cache; edits by another process (the CLI) show within CACHE_FOR.
@@ -227,7 +285,7 @@ class Agents:
     async def list(self) -> list[AgentRecord]:
         async with self._store.session() as s:
             rows = await s.scalars(select(Agent).order_by(Agent.created_at, Agent.name))
-            return [AgentRecord.of(r) for r in rows]
+            return [AgentRecord.of(r, self._box) for r in rows]
 
     async def get(self, ref: str) -> AgentRecord:
         """An agent by id or by name."""
@@ -240,7 +298,7 @@ class Agents:
         if row is None:
             self._cache.pop(ref, None)
             raise NotFound(f"no agent called {ref!r}", code="agent_not_found")
-        record = AgentRecord.of(row)
+        record = AgentRecord.of(row, self._box)
         if len(self._cache) > 1000:
             self._cache.clear()
         self._cache[ref] = (now, record)
@@ -251,8 +309,9 @@ class Agents:
         values["runtime"] = values["runtime"] or ("command" if values.get("command") else "echo")
         values = _normalise(values, self.search_path)
         now = datetime.now(UTC)
+        agent_id = uuid.uuid4().hex
         row = Agent(
-            id=uuid.uuid4().hex,
+            id=agent_id,
             name=values["name"],
             runtime=values["runtime"],
             preset=values.get("preset"),
@@ -263,7 +322,8 @@ class Agents:
             base_url=values.get("base_url"),
             model=values.get("model"),
             description=values.get("description") or "",
-            api_key=values.get("api_key") or None,
+            api_key=_seal(self._box, values.get("api_key") or None, _key_context(agent_id)),
+            env=self._sealed_env(agent_id, values.get("env") or []),
             created_at=now,
             updated_at=now,
         )
@@ -273,7 +333,7 @@ class Agents:
                 s.add(row)
         except IntegrityError as e:
             raise Conflict(f"an agent called {spec.name!r} exists", code="agent_exists") from e
-        return AgentRecord.of(row)
+        return AgentRecord.of(row, self._box)
 
     async def update(self, ref: str, patch: AgentUpdate) -> AgentRecord:
         self.forget()  # a write starts from the stored record, not a cached one
@@ -306,6 +366,10 @@ class Agents:
         for k, empty in cleared.items():
             if k in changes:
                 columns[k] = changes[k] or empty
+        if columns.get("api_key") is not None:
+            columns["api_key"] = _seal(self._box, columns["api_key"], _key_context(current.id))
+        if "env" in changes:
+            columns["env"] = self._sealed_env(current.id, changes["env"] or [])
         self.forget()
         try:
             async with self._store.session() as s, s.begin():
@@ -317,7 +381,35 @@ class Agents:
                 row.updated_at = datetime.now(UTC)
         except IntegrityError as e:
             raise Conflict(f"an agent called {merged['name']!r} exists", code="agent_exists") from e
-        return AgentRecord.of(row)
+        return AgentRecord.of(row, self._box)
+
+    def _sealed_env(self, agent_id: str, items: Sequence[str]) -> dict[str, str | None]:
+        return {
+            name: _seal(self._box, value, _env_context(agent_id, name))
+            for name, value in parse_env(items).items()
+        }
+
+    async def seal_plain_keys(self) -> int:
+        """Seal the api_keys an older hivecall stored in clear, once per store; returns how many.
+
+        The meta row is written first in the same transaction, so two processes opening an old
+        store at once cannot both seal (the second one's insert conflicts and it does nothing).
+        """
+        if await self._store.get_meta(KEYS_SEALED):
+            return 0
+        count = 0
+        try:
+            async with self._store.session() as s, s.begin():
+                s.add(Meta(key=KEYS_SEALED, value="1"))
+                await s.flush()
+                for row in await s.scalars(select(Agent).where(Agent.api_key.is_not(None))):
+                    assert row.api_key is not None
+                    row.api_key = self._box.seal(row.api_key, context=_key_context(row.id))
+                    count += 1
+        except IntegrityError:
+            return 0
+        self.forget()
+        return count
 
     async def delete(self, ref: str) -> AgentRecord:
         self.forget()  # a write starts from the stored record, not a cached one

@@ -40,6 +40,7 @@ class Access:
 
     agent_id: str | None = None  # a key limited to this agent
     open_names: frozenset[str] | None = None  # anonymous: only these agent names
+    caller: str = "open"  # whose sessions its turns are (auth.Principal.caller)
 
     def allows(self, agent: AgentRecord) -> bool:
         if self.open_names is not None:
@@ -63,7 +64,7 @@ class Gate:
                 if not principal.can(SCOPE):
                     raise Forbidden(f"this token may not use the compat API (needs {SCOPE})")
                 limited = principal.subject if principal.kind == API_KIND else None
-                return Access(agent_id=limited)
+                return Access(agent_id=limited, caller=principal.caller)
             if not self.open_agents:
                 raise Unauthorized("the API key is not valid (wrong, expired or revoked)")
             # A client that must send some key (the OpenAI SDK always does) but has none of
@@ -111,6 +112,7 @@ async def start_turn(
     message: str,
     *,
     source: str,
+    access: Access,
     history: tuple[ChatMessage, ...] | None = None,
 ) -> TurnHandle:
     """One bridge turn on `agent`, persisted and recorded like any other."""
@@ -120,6 +122,7 @@ async def start_turn(
             message=message,
             source=source,
             session_id=session_of(request),
+            caller=access.caller,
             history=history,
         )
     )

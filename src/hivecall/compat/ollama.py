@@ -199,7 +199,7 @@ class OllamaRoutes:
             if m.role in ("user", "assistant")
         )
         handle = await start_turn(
-            hub, request, agent, last.content or "", source="ollama", history=history
+            hub, request, agent, last.content or "", source="ollama", access=access, history=history
         )
         return await self._reply(handle, body.model, body.stream, _message)
 
@@ -210,7 +210,7 @@ class OllamaRoutes:
         agent = await self.gate.agent(hub, access, body.model)
         if not body.prompt:
             return self._answer(body.stream, _loaded(body.model, body.keep_alive, "response"))
-        handle = await start_turn(hub, request, agent, body.prompt, source="ollama")
+        handle = await start_turn(hub, request, agent, body.prompt, source="ollama", access=access)
         return await self._reply(handle, body.model, body.stream, _response)
 
     @staticmethod

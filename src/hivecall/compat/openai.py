@@ -176,6 +176,7 @@ class OpenAIRoutes:
             agent,
             body.messages[-1].text(),
             source="openai",
+            access=access,
             history=history_of(body.messages),
         )
         if body.stream:

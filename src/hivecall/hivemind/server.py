@@ -554,6 +554,7 @@ class HiveMindListener:
                     message=utterance,
                     source="hivemind",
                     session_id=bridge_session(conn.client.id, sid),
+                    caller=f"hivemind:{conn.client.id}",
                 )
             )
             spoken = (await handle.result()).spoken

@@ -30,6 +30,8 @@ class TurnInput:
     timeout: float
     history: tuple[ChatMessage, ...] = ()
     context: AgentContext | None = field(default=None)
+    # Who asked (auth.Principal.caller): sessions are that caller's, never shared with another.
+    caller: str = "owner"
 
 
 class Runtime(Protocol):

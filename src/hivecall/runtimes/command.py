@@ -21,6 +21,7 @@ from pathlib import Path
 
 from hivecall.errors import RuntimeFailure
 from hivecall.runtimes.base import TurnInput, timeout_failure
+from hivecall.runtimes.environment import agent_environment
 from hivecall.runtimes.presets import PRESETS
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ PLACEHOLDER = "{message}"
 SESSION = "{session}"
 KILL_GRACE = 2.0
 SESSION_NS = uuid.UUID("6f1c3c1e-2f5e-4d7e-9b1a-7c0d5e3a9f10")
+OWNER_CALLER = "owner"
 
 
 def session_uuid(agent_id: str, session_id: str) -> str:
@@ -36,19 +38,44 @@ def session_uuid(agent_id: str, session_id: str) -> str:
     return str(uuid.uuid5(SESSION_NS, f"{agent_id}:{session_id}"))
 
 
+def session_uuid_for(agent_id: str, session_id: str, caller: str) -> str:
+    """The CLI session of one caller's session: two callers who both say "default" get two.
+
+    The owner's sessions keep the UUIDs they always had, so their CLI sessions resume."""
+    if caller == OWNER_CALLER:
+        return session_uuid(agent_id, session_id)
+    return session_uuid(agent_id, f"{caller}\n{session_id}")
+
+
 def build_argv(
     template: Sequence[str], preset: str | None, turn: TurnInput
 ) -> tuple[list[str], bool]:
-    """The argv for one turn, and whether the message goes to stdin instead."""
+    """The argv for one turn, and whether the message goes to stdin instead.
+
+    A preset's session options go before the message, which its CLI takes after `--` or as
+    `--opt=MESSAGE`, so a message that starts with "-" is never read as an option. In a
+    template of the user's own, a whole-argument `{message}` that starts with "-" gets a
+    leading space, for the same reason (what the user's program reads is still the request).
+    """
     argv = list(template)
     if preset and preset in PRESETS:
         p = PRESETS[preset]
-        extra = p.resume if turn.resumed else p.first
-        argv += list(extra)
-    session = session_uuid(turn.agent.id, turn.session_id)
+        extra = list(p.resume if turn.resumed else p.first)
+        at = next((i for i, a in enumerate(argv) if PLACEHOLDER in a), len(argv))
+        if at > 0 and argv[at - 1] == "--":
+            at -= 1
+        argv[at:at] = extra
+    session = session_uuid_for(turn.agent.id, turn.session_id, turn.caller)
     has_placeholder = any(PLACEHOLDER in a for a in argv)
+    message = turn.message
     out = [a.replace(SESSION, session) for a in argv]
-    out = [a.replace(PLACEHOLDER, turn.message) if PLACEHOLDER in a else a for a in out]
+    for i, a in enumerate(out):
+        if PLACEHOLDER not in a:
+            continue
+        bare = a == PLACEHOLDER and (i == 0 or out[i - 1] != "--")
+        out[i] = (
+            " " + message if bare and message.startswith("-") else a.replace(PLACEHOLDER, message)
+        )
     return out, not has_placeholder
 
 
@@ -67,18 +94,21 @@ class CommandRuntime:
     wants_context = False
 
     def __init__(self, *, environ: dict[str, str] | None = None) -> None:
-        # The agent CLIs need the user's environment (their own keys, PATH); it is passed in once.
+        # The hub's environment, from which each agent gets only an allowlist (environment.py).
         self._environ = dict(environ if environ is not None else os.environ)
 
     async def stream(self, turn: TurnInput) -> AsyncIterator[str]:
         agent = turn.agent
         argv, via_stdin = build_argv(agent.command, agent.preset, turn)
-        env = {
-            **self._environ,
-            "HIVECALL_AGENT": agent.name,
-            "HIVECALL_TURN_ID": turn.turn_id,
-            "HIVECALL_SESSION_ID": turn.session_id,
-        }
+        env = agent_environment(
+            self._environ,
+            agent.env,
+            {
+                "HIVECALL_AGENT": agent.name,
+                "HIVECALL_TURN_ID": turn.turn_id,
+                "HIVECALL_SESSION_ID": turn.session_id,
+            },
+        )
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,

@@ -1,7 +1,11 @@
 """How each known coding CLI takes one non-interactive turn, and how it resumes a session.
 
 `{message}` marks the argv element that carries the request; `{session}` is a stable UUID per
-(agent, hivecall session), for CLIs that can name or resume their own sessions.
+(agent, caller, hivecall session), for CLIs that can name or resume their own sessions.
+
+The message never stands where a CLI would read it as an option: it comes after `--` (end of
+options) or glued to its option (`--message=…`), so "--dangerously-skip-permissions" spoken or
+typed is a request, not a flag. Session options are put before it (command.build_argv).
 """
 
 from __future__ import annotations
@@ -26,28 +30,31 @@ PRESETS: dict[str, Preset] = {
     for p in (
         Preset(
             "claude",
-            ("claude", "-p", "{message}"),
+            ("claude", "-p", "--", "{message}"),
             first=("--session-id", "{session}"),
             resume=("--resume", "{session}"),
             label="Claude Code",
         ),
-        Preset("codex", ("codex", "exec", "{message}"), label="Codex"),
+        Preset("codex", ("codex", "exec", "--", "{message}"), label="Codex"),
         Preset(
             "aider",
-            ("aider", "--yes-always", "--no-pretty", "--no-stream", "--message", "{message}"),
+            ("aider", "--yes-always", "--no-pretty", "--no-stream", "--message={message}"),
             resume=("--restore-chat-history",),
             label="Aider",
         ),
         Preset(
-            "opencode", ("opencode", "run", "{message}"), resume=("--continue",), label="OpenCode"
+            "opencode",
+            ("opencode", "run", "--", "{message}"),
+            resume=("--continue",),
+            label="OpenCode",
         ),
         Preset(
             "goose",
-            ("goose", "run", "--text", "{message}"),
+            ("goose", "run", "--text={message}"),
             first=("--name", "{session}"),
             resume=("--name", "{session}", "--resume"),
             label="Goose",
         ),
-        Preset("gemini", ("gemini", "-p", "{message}"), label="Gemini CLI"),
+        Preset("gemini", ("gemini", "--prompt={message}"), label="Gemini CLI"),
     )
 }

@@ -74,8 +74,11 @@ class Agent(Base):
     skills: Mapped[list[str]] = mapped_column(default=list)
     base_url: Mapped[str | None] = mapped_column(Text, default=None)
     model: Mapped[str | None] = mapped_column(String(200), default=None)
-    # Write-only: used to call an OpenAI-compatible endpoint, never returned or logged.
+    # Write-only: used to call an OpenAI-compatible endpoint, never returned or logged. Sealed
+    # with the home's secret box (agents/records.py), like the values in `env`.
     api_key: Mapped[str | None] = mapped_column(Text, default=None)
+    # NAME -> sealed value of the agent's own, or None for the hub's value of NAME.
+    env: Mapped[dict[str, Any]] = mapped_column(default=dict)
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -90,6 +93,8 @@ class Turn(Base):
     session_id: Mapped[str] = mapped_column(String(64))
     call_id: Mapped[str | None] = mapped_column(String(64), default=None)
     source: Mapped[str] = mapped_column(String(32))
+    # Who asked (auth.Principal.caller): a session belongs to one caller.
+    caller: Mapped[str] = mapped_column(String(160), default="owner")
     status: Mapped[str] = mapped_column(String(16))
     message: Mapped[str] = mapped_column(Text)
     reply: Mapped[str | None] = mapped_column(Text, default=None)

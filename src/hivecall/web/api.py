@@ -136,6 +136,7 @@ async def phone(request: Request) -> Response:
             source="phone",
             session_id=session_id,
             call_id=body.call_id,
+            caller=who.caller,
         )
     )
     if call is not None:
@@ -157,7 +158,7 @@ async def phone(request: Request) -> Response:
 
 async def agent_runtime(request: Request) -> Response:
     """A chat turn in OpenAI chat-completion form, streamed as SSE when asked."""
-    await authed(request, "turns:write")
+    who = await authed(request, "turns:write")
     body = await read_json(request, AgentRuntimeRequest)
     history = history_of(body.messages)
     handle = await hub_of(request).bridge.start(
@@ -167,6 +168,7 @@ async def agent_runtime(request: Request) -> Response:
             source="chat",
             session_id=body.session_id,
             call_id=body.call_id,
+            caller=who.caller,
             history=history,
         )
     )

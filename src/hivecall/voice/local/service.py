@@ -124,6 +124,7 @@ class LocalCalls:
                 source="local_call",
                 session_id=call_id,
                 call_id=call_id,
+                caller=f"call:{call_id}",
             )
         )
 
