@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from starlette.applications import Starlette
 
 from hivecall.agents.records import AgentCreate, AgentRecord
@@ -367,3 +367,59 @@ async def test_recovery_kills_the_process_groups_of_unfinished_turns(
     finally:
         bystander.kill()
         bystander.wait()
+
+
+# -- the migration ---------------------------------------------------------------------------
+
+
+async def test_migration_moves_stored_preset_commands_behind_the_end_of_options(
+    database_url: str,
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from hivecall.store.db import MIGRATIONS
+
+    store = Store(url=database_url)
+
+    def upgrade_to(revision: str) -> Any:
+        def run(conn: Any) -> None:
+            cfg = Config()
+            cfg.set_main_option("script_location", str(MIGRATIONS))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+
+        return run
+
+    try:
+        async with store.engine.begin() as conn:
+            await conn.run_sync(upgrade_to("0005"))
+            for name, preset, argv in (
+                ("cc", "claude", ["claude", "-p", "{message}"]),
+                ("ai", "aider", ["aider", "--yes-always", "--no-pretty", "--no-stream",
+                                 "--message", "{message}"]),
+                ("mine", "claude", ["claude", "-p", "--model", "x", "{message}"]),  # edited
+            ):  # fmt: skip
+                await conn.execute(
+                    text(
+                        "INSERT INTO agents (id, name, runtime, preset, command, machine, "
+                        "skills, description, created_at, updated_at) VALUES (:id, :id, "
+                        "'command', :preset, :argv, 'm', '[]', '', :at, :at)"
+                    ),
+                    {
+                        "id": name,
+                        "preset": preset,
+                        "argv": json.dumps(argv),
+                        "at": datetime.now(UTC),
+                    },
+                )
+        await store.migrate()
+        async with store.session() as s:
+            commands = {a.name: a.command for a in await s.scalars(select(Agent))}
+            envs = {a.name: a.env for a in await s.scalars(select(Agent))}
+    finally:
+        await store.aclose()
+    assert commands["cc"] == ["claude", "-p", "--", "{message}"]
+    assert commands["ai"][-1] == "--message={message}"
+    assert commands["mine"] == ["claude", "-p", "--model", "x", "{message}"]  # the user's own
+    assert envs == {"cc": {}, "ai": {}, "mine": {}}
