@@ -295,14 +295,15 @@ async def test_two_callers_naming_the_same_session_get_two_cli_sessions(
             headers=headers,
         )
         assert r.json()["ok"] is True, r.text
+    events = ["--output-format", "stream-json", "--verbose"]
     runs = [json.loads(line)["argv"] for line in log.read_text().splitlines()]
     owner_sid = session_uuid(agent_id, "default")  # the owner's sessions keep their UUIDs
-    assert runs[0] == ["-p", "--session-id", owner_sid, "--", "first"]
+    assert runs[0] == ["-p", "--session-id", owner_sid, *events, "--", "first"]
     # The other caller's "default" is a new session, not a resume of the owner's…
     assert runs[1][:2] == ["-p", "--session-id"] and runs[1][2] != owner_sid
     # …and each one resumes its own.
-    assert runs[2] == ["-p", "--resume", owner_sid, "--", "second"]
-    assert runs[3] == ["-p", "--resume", runs[1][2], "--", "theirs again"]
+    assert runs[2] == ["-p", "--resume", owner_sid, *events, "--", "second"]
+    assert runs[3] == ["-p", "--resume", runs[1][2], *events, "--", "theirs again"]
 
 
 def test_callers() -> None:

@@ -427,9 +427,13 @@ async def test_claude_preset_names_and_resumes_its_session(
     first, second, other = runs(agent_log)
     sid = session_uuid(agent["id"], "call-1")
     assert str(uuid.UUID(sid)) == sid
-    assert first["argv"] == ["-p", "--session-id", sid, "--", "first"]
-    assert second["argv"] == ["-p", "--resume", sid, "--", "second"]
-    assert other["argv"][:2] == ["-p", "--session-id"] and other["argv"][3:] == ["--", "other"]
+    # Claude Code is asked for its stream-json events (this stand-in answers in plain text,
+    # which is read as the answer).
+    events = ["--output-format", "stream-json", "--verbose"]
+    assert first["argv"] == ["-p", "--session-id", sid, *events, "--", "first"]
+    assert second["argv"] == ["-p", "--resume", sid, *events, "--", "second"]
+    assert other["argv"][:2] == ["-p", "--session-id"]
+    assert other["argv"][3:] == [*events, "--", "other"]
     other_sid = other["argv"][2]
     assert str(uuid.UUID(other_sid)) == other_sid and other_sid != sid
     assert [x["session"] for x in (first, second, other)] == ["call-1", "call-1", "call-2"]

@@ -16,7 +16,7 @@ from hivecall import compat
 from hivecall.errors import HivecallError
 from hivecall.hub import Hub
 from hivecall.settings import Settings
-from hivecall.web import api, calls_api, cloud_api, mobile, pages, pairing_api
+from hivecall.web import api, calls_api, cloud_api, mobile, pages, pairing_api, turns_api
 from hivecall.web.http import on_hivecall_error, on_http_error, on_unexpected
 
 
@@ -68,6 +68,7 @@ def create_app(
         routes=[
             *compat.routes,  # first: the busiest routes, and routes match in order
             *api.routes,
+            *turns_api.routes,
             *calls_api.routes,
             *cloud_api.routes,
             *pairing_api.routes,

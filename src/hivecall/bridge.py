@@ -20,8 +20,8 @@ import os
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -35,16 +35,22 @@ from hivecall.agents.context import AgentContext, RecentTurn, gather
 from hivecall.agents.records import AgentRecord, Agents
 from hivecall.errors import BadRequest, Conflict, NotFound, RuntimeFailure
 from hivecall.runtimes import ChatMessage, Runtimes, TurnInput
+from hivecall.runtimes.base import Progress
 from hivecall.runtimes.orphans import kill_orphans
 from hivecall.speakable import speakable
 from hivecall.store import Store
 from hivecall.store.models import Turn
+from hivecall.turn_handle import PROGRESS_GAP, TurnHandle, TurnResult
+
+__all__ = ["TurnHandle", "TurnRequest", "TurnResult"]
 
 log = logging.getLogger(__name__)
 
 HISTORY_TURNS = 10
 RECENT_TURNS = 5
 UNFINISHED = ("queued", "running")
+# Progress reaches the store at most this often while a turn runs (and always at its end).
+PROGRESS_SAVE_EVERY = 1.0
 
 
 @dataclass(frozen=True)
@@ -57,41 +63,12 @@ class TurnRequest:
     # Who asks (auth.Principal.caller). A session is one caller's: another caller naming the
     # same session id ("default") gets a session of its own, never this one's CLI session.
     caller: str = "owner"
+    # A voice tool call's own id (with call_id, an idempotency key): the same tool call sent
+    # twice is one turn.
+    tool_call_id: str | None = None
     # Earlier messages of the conversation, when the caller keeps them (chat API). When None the
     # bridge replays the session's earlier turns to runtimes that want history.
     history: tuple[ChatMessage, ...] | None = None
-
-
-@dataclass(frozen=True)
-class TurnResult:
-    turn_id: str
-    session_id: str
-    agent: AgentRecord
-    status: str
-    text: str
-    spoken: str
-    error_code: str | None
-    error_message: str | None
-    duration_ms: float
-
-
-@dataclass
-class TurnHandle:
-    turn_id: str
-    session_id: str
-    agent: AgentRecord
-    _deltas: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
-    _done: asyncio.Future[TurnResult] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-    async def deltas(self) -> AsyncIterator[str]:
-        """The answer's text as the runtime produces it (ends when the turn ends)."""
-        while (piece := await self._deltas.get()) is not None:
-            yield piece
-
-    async def result(self) -> TurnResult:
-        return await asyncio.shield(self._done)
 
 
 _TURNS: Table = Turn.metadata.tables["turns"]
@@ -352,6 +329,53 @@ def _settle(write: _Write, error: BaseException | None) -> None:
         write.done.set_exception(error)
 
 
+class _ProgressGate:
+    """Progress from a runtime, at most one line per PROGRESS_GAP (the newest waits its turn),
+    saved with the turn at most every PROGRESS_SAVE_EVERY."""
+
+    def __init__(self, handle: TurnHandle, writer: TurnWriter) -> None:
+        self._handle = handle
+        self._writer = writer
+        self._loop = asyncio.get_running_loop()
+        self._last = -PROGRESS_GAP
+        self._saved = self._loop.time()
+        self._pending: str | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def offer(self, text: str) -> None:
+        if not text.strip():
+            return
+        wait = self._last + PROGRESS_GAP - self._loop.time()
+        if wait <= 0:
+            self._send(text)
+            return
+        self._pending = text
+        if self._timer is None:
+            self._timer = self._loop.call_later(wait, self._flush)
+
+    def _flush(self) -> None:
+        self._timer = None
+        if self._pending is not None:
+            text, self._pending = self._pending, None
+            self._send(text)
+
+    def _send(self, text: str) -> None:
+        now = self._last = self._loop.time()
+        self._handle.add_progress(text)
+        if now - self._saved >= PROGRESS_SAVE_EVERY:
+            self._saved = now
+            progress = list(self._handle.progress)
+            self._writer.update(self._handle.turn_id, {"progress": progress}).add_done_callback(
+                _retrieved
+            )
+
+    def close(self) -> None:
+        """The turn is over: a line still waiting is stale."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._pending = None
+
+
 class Bridge:
     def __init__(
         self,
@@ -371,6 +395,9 @@ class Bridge:
         self._spoken_max = spoken_max_chars
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Turns this process runs, by id (and by tool call), until they end.
+        self._live: dict[str, tuple[TurnHandle, asyncio.Task[None] | None]] = {}
+        self._by_tool: dict[tuple[str, str], TurnHandle] = {}
         self._writer = TurnWriter(store.engine)
         self._closing = False
         self.active: defaultdict[str, int] = defaultdict(int)
@@ -426,6 +453,11 @@ class Bridge:
 
     async def start(self, req: TurnRequest) -> TurnHandle:
         """Validate, persist and launch a turn. Bad input raises before anything is written."""
+        return (await self.start_or_join(req))[0]
+
+    async def start_or_join(self, req: TurnRequest) -> tuple[TurnHandle, bool]:
+        """As `start`, and whether the turn is new: a tool call sent again (same call_id and
+        tool_call_id) joins the turn it started the first time instead of starting another."""
         message = req.message.strip()
         if not message:
             raise BadRequest("the message is empty", code="empty_message")
@@ -434,6 +466,9 @@ class Bridge:
                 f"the message is longer than {self._max_chars} characters", code="message_too_long"
             )
         agent = await self._agents.get(req.agent)
+        key = (req.call_id, req.tool_call_id) if req.call_id and req.tool_call_id else None
+        if key is not None and (again := await self._same_tool_call(key, agent)) is not None:
+            return again, False
         if problem := self._agents.problem(agent):
             raise Conflict(f"agent {agent.name!r} cannot run: {problem}", code="agent_unavailable")
         runtime = self._runtimes.get(agent.runtime)
@@ -442,12 +477,16 @@ class Bridge:
         turn_id = new_id()
         handle = TurnHandle(turn_id=turn_id, session_id=session_id, agent=agent)
         t0 = time.perf_counter()
+        self._live[turn_id] = (handle, None)
+        if key is not None:
+            self._by_tool[key] = handle
         stored = self._writer.insert(
             {
                 "id": turn_id,
                 "agent_id": agent.id,
                 "session_id": session_id,
                 "call_id": req.call_id,
+                "tool_call_id": req.tool_call_id if key else None,
                 "source": req.source,
                 "caller": req.caller,
                 "status": "queued" if runtime.exclusive else "running",
@@ -460,22 +499,70 @@ class Bridge:
         def launch(done: asyncio.Future[None]) -> None:
             # Once the row is committed the turn runs, even if the caller has gone meanwhile.
             if done.cancelled() or done.exception() is not None:
+                self._forget(handle, key)
                 return
             if self._closing:  # it landed while the hub stops: it never runs
                 self._never_ran(handle, t0)
+                self._forget(handle, key)
                 return
             self.active[agent.id] += 1
             task = asyncio.create_task(self._run(handle, req, message, t0))
+            self._live[turn_id] = (handle, task)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(lambda _: self._forget(handle, key))
 
         stored.add_done_callback(launch)
         try:
             await asyncio.shield(stored)
-        except IntegrityError as e:  # the agent was removed by another process a moment ago
+        except IntegrityError as e:
+            if key is not None and (again := await self._same_tool_call(key, agent)):
+                return again, False  # another process took this tool call a moment ago
+            # the agent was removed by another process a moment ago
             self._agents.forget()
             raise NotFound(f"no agent called {req.agent!r}", code="agent_not_found") from e
-        return handle
+        return handle, True
+
+    def _forget(self, handle: TurnHandle, key: tuple[str, str] | None) -> None:
+        self._live.pop(handle.turn_id, None)
+        if key is not None and self._by_tool.get(key) is handle:
+            del self._by_tool[key]
+
+    async def _same_tool_call(self, key: tuple[str, str], agent: AgentRecord) -> TurnHandle | None:
+        """The turn a tool call already started (running here, or stored), if any."""
+        if (live := self._by_tool.get(key)) is not None:
+            return live
+        async with self._store.session() as s:
+            row = await s.scalar(
+                select(Turn).where(Turn.call_id == key[0], Turn.tool_call_id == key[1])
+            )
+        if row is None:
+            return self._by_tool.get(key)  # started while we looked
+        return self.handle_of(row, agent)
+
+    def handle_of(self, row: Turn, agent: AgentRecord) -> TurnHandle:
+        """A handle to follow a stored turn: the live one, or its replay when it has ended
+        (one that another process runs is followed through the store by the caller)."""
+        live = self._live.get(row.id)
+        if live is not None:
+            return live[0]
+        return TurnHandle.of_stored(row, agent)
+
+    def live(self, turn_id: str) -> TurnHandle | None:
+        held = self._live.get(turn_id)
+        return held[0] if held else None
+
+    def cancel(self, turn_id: str) -> bool:
+        """Stop a turn this process runs; True if it was running (it ends as `cancelled`)."""
+        held = self._live.get(turn_id)
+        if held is None or held[0].finished:
+            return False
+        handle, task = held
+        handle.cancel_requested = True
+        # A task that has not begun cannot run its cleanup if cancelled now: it checks the flag.
+        if task is not None and handle.started_at:
+            task.cancel()
+        return True
 
     async def run(self, req: TurnRequest) -> TurnResult:
         handle = await self.start(req)
@@ -487,24 +574,36 @@ class Bridge:
         pieces: list[str] = []
         status, code, error = "done", None, None
         spoken = ""
+        progress = _ProgressGate(handle, self._writer)
+        handle.started_at = asyncio.get_running_loop().time()
         try:
+            if handle.cancel_requested:
+                raise asyncio.CancelledError
             async with self._locks[agent.id] if runtime.exclusive else contextlib.nullcontext():
                 if runtime.exclusive:
                     await self._set(handle.turn_id, status="running", started_at=_now())
                 turn = await self._turn_input(handle, req, message, runtime.wants_context)
                 async for piece in runtime.stream(turn):
-                    pieces.append(piece)
-                    handle._deltas.put_nowait(piece)
+                    if isinstance(piece, Progress):
+                        progress.offer(piece.text)
+                    elif kept := handle.add_delta(piece):
+                        pieces.append(kept)
         except RuntimeFailure as e:
             status, code, error, spoken = "failed", e.code, e.message, e.spoken
         except asyncio.CancelledError:
-            status, code, error = "interrupted", "hub_stopping", "the hub stopped during the turn"
-            spoken = f"Sorry, {agent.name} was interrupted because the hub is shutting down."
+            if handle.cancel_requested:
+                status, code, error = "cancelled", "cancelled", "the turn was cancelled"
+                spoken = f"Stopped {agent.name}."
+            else:
+                status, code = "interrupted", "hub_stopping"
+                error = "the hub stopped during the turn"
+                spoken = f"Sorry, {agent.name} was interrupted because the hub is shutting down."
         except Exception:
             log.exception("turn failed", extra={"turn_id": handle.turn_id, "agent": agent.name})
             status, code, error = "failed", "internal_error", "the hub hit an unexpected error"
             spoken = f"Sorry, something went wrong while {agent.name} was working."
         finally:
+            progress.close()
             self.active[agent.id] -= 1
             if not self.active[agent.id]:
                 del self.active[agent.id]
@@ -521,12 +620,12 @@ class Bridge:
                 reply=text,
                 spoken=spoken,
                 error_code=code,
+                progress=handle.progress,
                 finished_at=_now(),
                 duration_ms=round(elapsed, 3),
             )
         finally:
-            handle._deltas.put_nowait(None)
-            handle._done.set_result(
+            handle.finish(
                 TurnResult(
                     handle.turn_id,
                     handle.session_id,
@@ -555,8 +654,7 @@ class Bridge:
                 "duration_ms": round(elapsed, 3),
             },
         ).add_done_callback(_retrieved)
-        handle._deltas.put_nowait(None)
-        handle._done.set_result(
+        handle.finish(
             TurnResult(
                 handle.turn_id,
                 handle.session_id,

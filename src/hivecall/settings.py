@@ -213,6 +213,22 @@ class Settings:
         default=900,
         metadata=_row("Longest spoken answer, in characters.", "HIVECALL_SPOKEN_MAX_CHARS"),
     )
+    voice_ack_s: float = field(
+        default=8.0,
+        metadata=_row(
+            "Seconds a voice tool call waits for the agent's answer; a longer turn answers at "
+            "once that it has started, goes on, and its answer is spoken when it is ready.",
+            "HIVECALL_VOICE_ACK_S",
+        ),
+    )
+    voice_progress_s: float = field(
+        default=20.0,
+        metadata=_row(
+            "Seconds between spoken progress lines while an agent works on a call's request "
+            "(only when nothing else is being said).",
+            "HIVECALL_VOICE_PROGRESS_S",
+        ),
+    )
     max_body_bytes: int = field(
         default=1_048_576,
         metadata=_row("Largest JSON request body, in bytes.", "HIVECALL_MAX_BODY_BYTES"),
@@ -320,6 +336,10 @@ class Settings:
             raise ConfigError("cloud_token_ttl_minutes must be between 1 and 1440")
         if not 2 <= self.cloud_max_participants <= 100:
             raise ConfigError("cloud_max_participants must be between 2 and 100")
+        if not 0 <= self.voice_ack_s <= 600:
+            raise ConfigError("voice_ack_s must be between 0 and 600 seconds")
+        if not 5 <= self.voice_progress_s <= 600:
+            raise ConfigError("voice_progress_s must be between 5 and 600 seconds")
         if self.cloud_empty_timeout < 10:
             raise ConfigError("cloud_empty_timeout must be at least 10 seconds")
 

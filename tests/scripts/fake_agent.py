@@ -1,8 +1,9 @@
 """Behaves like a coding CLI for tests: `fake_agent.py [--mode M] MESSAGE` (or MESSAGE on stdin).
 
 It writes what it received to $FAKE_AGENT_LOG (one JSON line per run) and answers in markdown.
-Modes: answer (default), fail (exit 3 after some output), sleep (hang forever, with a child that
-also hangs, to test that timeouts kill the whole process group), stream (several chunks),
+Modes: answer (default), work[:STEPS[:SECONDS]] (a progress line a step, then the answer),
+fail (exit 3 after some output), sleep (hang forever, with a child that also hangs, to test
+that timeouts kill the whole process group), stream (several chunks),
 slow (answer after a short pause; exits 4 if another run is busy in the same folder, so
 overlapping turns show up as failures). A mode ending in -bg (answer-bg, fail-bg) first starts
 a child that keeps running and holds stderr open, like a daemon an agent left behind.
@@ -51,6 +52,16 @@ if mode == "sleep":
         with open(pidfile, "w") as f:
             f.write(str(child.pid))
     time.sleep(600)
+if mode.startswith("work"):
+    # work[:STEPS[:SECONDS]]: say what it is doing, one line a step, then answer.
+    parts = mode.split(":")
+    steps = parts[1] if len(parts) > 1 else "5"
+    every = parts[2] if len(parts) > 2 else "0.2"
+    for i in range(int(steps)):
+        print(f"step {i + 1} of {steps}: checking part {i + 1}", flush=True)
+        time.sleep(float(every))
+    print(f"All {steps} parts are fine: {message}")
+    sys.exit(0)
 if mode == "stream":
     for word in ("one ", "two ", "three"):
         print(word, end="", flush=True)

@@ -20,6 +20,17 @@ class ChatMessage:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """What the agent is doing now, short and speakable ("running the tests")."""
+
+    text: str
+
+
+# What a runtime yields: a piece of the answer, or a progress line.
+Output = str | Progress
+
+
+@dataclass(frozen=True)
 class TurnInput:
     turn_id: str
     agent: AgentRecord
@@ -40,8 +51,9 @@ class Runtime(Protocol):
     # The bridge gathers the agent's context (repo, memory, recent turns) before the turn.
     wants_context: bool
 
-    def stream(self, turn: TurnInput) -> AsyncIterator[str]:
-        """Yield the answer as text pieces; raise RuntimeFailure when the runtime fails."""
+    def stream(self, turn: TurnInput) -> AsyncIterator[Output]:
+        """Yield the answer as text pieces, and Progress while it works; raise RuntimeFailure
+        when the runtime fails."""
         ...
 
 

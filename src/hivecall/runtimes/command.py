@@ -20,9 +20,10 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from hivecall.errors import RuntimeFailure
-from hivecall.runtimes.base import TurnInput, timeout_failure
+from hivecall.runtimes.base import Output, TurnInput, timeout_failure
 from hivecall.runtimes.environment import agent_environment
 from hivecall.runtimes.presets import PRESETS
+from hivecall.runtimes.progress import READERS, OutputReader
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ def build_argv(
     if preset and preset in PRESETS:
         p = PRESETS[preset]
         extra = list(p.resume if turn.resumed else p.first)
+        if not any(a in argv for a in p.structured):
+            extra += p.structured
         at = next((i for i, a in enumerate(argv) if PLACEHOLDER in a), len(argv))
         if at > 0 and argv[at - 1] == "--":
             at -= 1
@@ -77,6 +80,17 @@ def build_argv(
             " " + message if bare and message.startswith("-") else a.replace(PLACEHOLDER, message)
         )
     return out, not has_placeholder
+
+
+def output_mode(template: Sequence[str], preset: str | None) -> str:
+    """How the agent's output reads: its preset's structured form (which build_argv asks for,
+    unless the template chose output options of its own), else plain text."""
+    p = PRESETS.get(preset or "")
+    if p is None or not p.structured:
+        return "text"
+    if any(a in template for a in p.structured) and not all(a in template for a in p.structured):
+        return "text"  # the user's own output options: read them as plain text
+    return p.output
 
 
 def executable_missing(argv0: str, workspace: str | None, search_path: str | None) -> bool:
@@ -97,7 +111,7 @@ class CommandRuntime:
         # The hub's environment, from which each agent gets only an allowlist (environment.py).
         self._environ = dict(environ if environ is not None else os.environ)
 
-    async def stream(self, turn: TurnInput) -> AsyncIterator[str]:
+    async def stream(self, turn: TurnInput) -> AsyncIterator[Output]:
         agent = turn.agent
         argv, via_stdin = build_argv(agent.command, agent.preset, turn)
         env = agent_environment(
@@ -138,7 +152,10 @@ class CommandRuntime:
                 spoken=f"Sorry, I am not allowed to start {agent.name}'s command.",
             ) from e
         assert proc.stdout is not None and proc.stderr is not None
-        stderr_task = asyncio.create_task(_tail(proc.stderr))
+        reader = READERS[output_mode(agent.command, agent.preset)]()
+        # stderr is read beside stdout: its lines are progress, its size goes in the log.
+        errors: asyncio.Queue[list[Output]] = asyncio.Queue()
+        stderr_task = asyncio.create_task(_stderr(proc.stderr, reader, errors))
         finished = False
         try:
             if via_stdin:
@@ -149,22 +166,37 @@ class CommandRuntime:
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             loop = asyncio.get_running_loop()
             deadline = loop.time() + turn.timeout
-            while True:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise timeout_failure(agent.name, turn.timeout)
-                try:
-                    chunk = await asyncio.wait_for(proc.stdout.read(4096), remaining)
-                except TimeoutError:
-                    raise timeout_failure(agent.name, turn.timeout) from None
-                if not chunk:
-                    break
-                text = decoder.decode(chunk)
-                if text:
-                    yield text
+            read: asyncio.Task[bytes] | None = None
+            err: asyncio.Task[list[Output]] | None = None
+            try:
+                while True:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        raise timeout_failure(agent.name, turn.timeout)
+                    read = read or asyncio.ensure_future(proc.stdout.read(4096))
+                    err = err or asyncio.ensure_future(errors.get())
+                    done, _ = await asyncio.wait(
+                        (read, err), timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if err in done:
+                        for item in err.result():
+                            yield item
+                        err = None
+                    if read not in done:
+                        continue
+                    chunk, read = read.result(), None
+                    if not chunk:
+                        break
+                    if text := decoder.decode(chunk):
+                        for item in reader.stdout(text):
+                            yield item
+            finally:
+                for task in (read, err):
+                    if task is not None:
+                        task.cancel()
             tail = decoder.decode(b"", final=True)
-            if tail:
-                yield tail
+            for item in [*(reader.stdout(tail) if tail else []), *reader.end()]:
+                yield item
             try:
                 code = await asyncio.wait_for(_exited(proc), max(deadline - loop.time(), 0.1))
             except TimeoutError:
@@ -172,13 +204,13 @@ class CommandRuntime:
             finished = True
             if code != 0:
                 # A child the agent left running may hold stderr open: take what has come.
-                stderr = b""
+                stderr_bytes = 0
                 with contextlib.suppress(TimeoutError):
-                    stderr = await asyncio.wait_for(stderr_task, KILL_GRACE)
+                    stderr_bytes = await asyncio.wait_for(asyncio.shield(stderr_task), KILL_GRACE)
                 # stderr can hold anything (paths, keys): log its size, never its text.
                 log.warning(
                     "agent command failed",
-                    extra={"agent": agent.name, "exit_code": code, "stderr_bytes": len(stderr)},
+                    extra={"agent": agent.name, "exit_code": code, "stderr_bytes": stderr_bytes},
                 )
                 raise RuntimeFailure(
                     f"agent {agent.name!r} exited with status {code}",
@@ -191,19 +223,28 @@ class CommandRuntime:
             stderr_task.cancel()
 
 
+async def _stderr(
+    stream: asyncio.StreamReader, reader: OutputReader, out: asyncio.Queue[list[Output]]
+) -> int:
+    """Turn stderr's lines into progress; returns how many bytes came."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    size, partial = 0, ""
+    while chunk := await stream.read(4096):
+        size += len(chunk)
+        *lines, partial = (partial + decoder.decode(chunk)).split("\n")
+        partial = partial[-4096:]  # a line that never ends is not kept whole
+        last = next((line for line in reversed(lines) if line.strip()), None)
+        if last is not None:
+            out.put_nowait(reader.stderr_line(last))
+    return size
+
+
 async def _exited(proc: asyncio.subprocess.Process) -> int:
     """The agent's exit status as soon as it exits. (`proc.wait()` on Python 3.11 also waits for
     every pipe to close, which a child the agent left running can put off until the timeout.)"""
     while proc.returncode is None:  # noqa: ASYNC110 - no exit-only event to wait on
         await asyncio.sleep(0.02)
     return proc.returncode
-
-
-async def _tail(stream: asyncio.StreamReader, keep: int = 8192) -> bytes:
-    buf = b""
-    while chunk := await stream.read(4096):
-        buf = (buf + chunk)[-keep:]
-    return buf
 
 
 async def _kill_group(proc: asyncio.subprocess.Process) -> None:

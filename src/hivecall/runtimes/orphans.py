@@ -51,8 +51,9 @@ async def kill_orphans(turn_ids: Collection[str]) -> int:
         _signal(pgid, signal.SIGTERM)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + GRACE
-    while loop.time() < deadline and any(_alive(g) for g in groups):
-        await asyncio.sleep(0.05)  # noqa: ASYNC110 - no event tells a group has exited
+    # No event tells that a group has exited: poll.
+    while loop.time() < deadline and any(_alive(g) for g in groups):  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
     for pgid in groups:
         _signal(pgid, signal.SIGKILL)
     return len(groups)

@@ -23,6 +23,9 @@ class Preset:
     first: tuple[str, ...] = ()  # added on the first turn of a session
     resume: tuple[str, ...] = ()  # added on later turns of the same session
     label: str = ""
+    # How its output reads (runtimes/progress.py), and the options that make it print that.
+    output: str = "text"
+    structured: tuple[str, ...] = ()
 
 
 PRESETS: dict[str, Preset] = {
@@ -34,8 +37,16 @@ PRESETS: dict[str, Preset] = {
             first=("--session-id", "{session}"),
             resume=("--resume", "{session}"),
             label="Claude Code",
+            output="claude-stream-json",
+            structured=("--output-format", "stream-json", "--verbose"),
         ),
-        Preset("codex", ("codex", "exec", "--", "{message}"), label="Codex"),
+        Preset(
+            "codex",
+            ("codex", "exec", "--", "{message}"),
+            label="Codex",
+            output="codex-json",
+            structured=("--json",),
+        ),
         Preset(
             "aider",
             ("aider", "--yes-always", "--no-pretty", "--no-stream", "--message={message}"),

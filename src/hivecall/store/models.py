@@ -92,9 +92,13 @@ class Turn(Base):
     agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
     session_id: Mapped[str] = mapped_column(String(64))
     call_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # A voice tool call's id: with call_id, the same tool call sent twice is one turn.
+    tool_call_id: Mapped[str | None] = mapped_column(String(64), default=None)
     source: Mapped[str] = mapped_column(String(32))
     # Who asked (auth.Principal.caller): a session belongs to one caller.
-    caller: Mapped[str] = mapped_column(String(160), default="owner")
+    # (A server default, not a Python one: the bridge's SQLite fast path sends only the
+    # columns a row names.)
+    caller: Mapped[str] = mapped_column(String(160), server_default="owner")
     status: Mapped[str] = mapped_column(String(16))
     message: Mapped[str] = mapped_column(Text)
     reply: Mapped[str | None] = mapped_column(Text, default=None)
@@ -104,9 +108,12 @@ class Turn(Base):
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     duration_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    # What the agent said it was doing, newest last: [{at, text}], bounded (turn_handle.py).
+    progress: Mapped[list[dict[str, str]] | None] = mapped_column(JSON, default=None)
 
     __table_args__ = (
         Index("ix_turns_agent_queued", "agent_id", "queued_at"),
+        Index("ux_turns_tool_call", "call_id", "tool_call_id", unique=True),
         Index("ix_turns_session", "session_id"),
         Index("ix_turns_status", "status"),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -30,6 +31,8 @@ class PhoneRequest(BaseModel):
     message: str
     session_id: str | None = Field(default=None, pattern=SESSION_ID)
     call_id: str | None = Field(default=None, max_length=64)
+    # The voice model's own id for this tool call: sent twice, it is still one turn.
+    tool_call_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class AgentRuntimeRequest(BaseModel):
@@ -111,11 +114,18 @@ async def agents_context(request: Request) -> Response:
 # -- the bridge ------------------------------------------------------------------------------
 
 
+def started_line(agent: str) -> str:
+    """What the voice says when a request takes longer than the voice may wait."""
+    return f"{agent} is on it and is still working. I will tell you the answer when it is ready."
+
+
 async def phone(request: Request) -> Response:
     """One voice turn: `{agent_id, message}` in, speakable `{ok, text, turn_id}` out.
 
     A runtime failure is still a spoken answer (`ok: false` with an error code), so a voice
-    front door always has something to say.
+    front door always has something to say. A turn still running after `voice_ack_s` answers
+    `{ok: true, status: "running", text: <a short "started" line>}` and goes on: the caller
+    follows /api/turns/{turn_id}/events and speaks the answer when it is done.
     """
     who = await authed(request, "turns:write", "calls", WORKER_SCOPE)
     hub = hub_of(request)
@@ -129,7 +139,7 @@ async def phone(request: Request) -> Response:
         session_id = session_id or call.id
     elif not who.can("turns:write"):
         raise Forbidden("this token may only relay turns of its own calls (send call_id)")
-    handle = await hub.bridge.start(
+    handle, new = await hub.bridge.start_or_join(
         TurnRequest(
             agent=body.agent_id,
             message=body.message,
@@ -137,13 +147,25 @@ async def phone(request: Request) -> Response:
             session_id=session_id,
             call_id=body.call_id,
             caller=who.caller,
+            tool_call_id=body.tool_call_id if body.call_id else None,
         )
     )
-    if call is not None:
+    if call is not None and new:
         await hub.calls.add_lines(
             call, [CallLineIn(kind="tool", text=body.message.strip(), turn_id=handle.turn_id)]
         )
-    result = await handle.result()
+    try:
+        result = await asyncio.wait_for(handle.result(), hub.settings.voice_ack_s)
+    except TimeoutError:
+        return ok(
+            {
+                "ok": True,
+                "status": "running",
+                "text": started_line(handle.agent.name),
+                "turn_id": handle.turn_id,
+                "session_id": handle.session_id,
+            }
+        )
     out: dict[str, Any] = {
         "ok": result.status == "done",
         "text": result.spoken,

@@ -23,4 +23,5 @@ def turn_view(t: Turn) -> dict[str, Any]:
         "started_at": t.started_at.isoformat() if t.started_at else None,
         "finished_at": t.finished_at.isoformat() if t.finished_at else None,
         "duration_ms": t.duration_ms,
+        "progress": t.progress or [],
     }

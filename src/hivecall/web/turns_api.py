@@ -1,0 +1,133 @@
+"""Following and stopping a turn: one API for every face (call pages, the worker, the CLI).
+
+`GET /api/turns/{id}/events` streams server-sent events — `progress` {at, text}, `delta` {text},
+`done` {turn_id, status, text, error_code, duration_ms} — starting with what already happened,
+so a subscriber that comes late misses nothing. `POST /api/turns/{id}/cancel` stops a running
+turn (its agent's whole process group) and answers at once; the turn ends `cancelled`.
+
+The owner may follow any turn; a phone or a cloud call's worker only the turns of its own calls
+(a turn outside them is reported missing, so ids do not leak).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from hivecall.auth import WORKER_SCOPE
+from hivecall.errors import Conflict, NotFound
+from hivecall.hub import Hub
+from hivecall.store.models import Turn
+from hivecall.turn_handle import FINISHED, TurnEvent, TurnHandle
+from hivecall.web.http import authed, hub_of, ok
+
+KEEPALIVE_S = 15.0
+# A turn another hivecall process runs (the CLI's `ask`) is followed through the store.
+POLL_S = 0.5
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+async def visible_turn(request: Request) -> Turn:
+    """The turn the path names, if this caller may see it."""
+    who = await authed(request, "admin", "calls", WORKER_SCOPE)
+    hub = hub_of(request)
+    turn = await hub.bridge.get_turn(request.path_params["turn_id"])
+    if turn is None:
+        raise NotFound("no such turn", code="turn_not_found")
+    if not who.can("admin"):
+        if turn.call_id is None:
+            raise NotFound("no such turn", code="turn_not_found")
+        try:
+            await hub.calls.get(turn.call_id, who=who)
+        except NotFound as e:
+            raise NotFound("no such turn", code="turn_not_found") from e
+    return turn
+
+
+def frame(event: TurnEvent) -> bytes:
+    data = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
+    return f"event: {event.kind}\ndata: {data}\n\n".encode()
+
+
+async def _from_store(hub: Hub, turn: Turn) -> AsyncIterator[TurnEvent]:
+    """A turn run by another process: its progress as the store gets it, then its end."""
+    seen: set[str] = set()
+    row: Turn | None = turn
+    while row is not None:
+        for entry in row.progress or []:
+            key = entry.get("at", "") + entry.get("text", "")
+            if key not in seen:
+                seen.add(key)
+                yield TurnEvent("progress", dict(entry))
+        if row.status in FINISHED:
+            agent = await hub.agents.get(row.agent_id)
+            async for event in TurnHandle.of_stored(row, agent).events():
+                if event.kind != "progress":
+                    yield event
+            return
+        await asyncio.sleep(POLL_S)
+        row = await hub.bridge.get_turn(turn.id)
+
+
+async def events_of(hub: Hub, turn: Turn) -> AsyncIterator[TurnEvent]:
+    live = hub.bridge.live(turn.id)
+    if live is None and turn.status in FINISHED:
+        live = TurnHandle.of_stored(turn, await hub.agents.get(turn.agent_id))
+    source = live.events() if live is not None else _from_store(hub, turn)
+    async for event in source:
+        yield event
+
+
+async def _sse(events: AsyncIterator[TurnEvent]) -> AsyncIterator[bytes]:
+    """Frames, with a comment every KEEPALIVE_S so idle connections stay open."""
+    pending: asyncio.Future[TurnEvent] | None = None
+    try:
+        while True:
+            pending = pending or asyncio.ensure_future(anext(events))
+            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_S)
+            if not done:
+                yield b": keepalive\n\n"
+                continue
+            try:
+                event = pending.result()
+            except StopAsyncIteration:
+                return
+            pending = None
+            yield frame(event)
+            if event.kind == "done":
+                return
+    finally:
+        if pending is not None:
+            pending.cancel()
+
+
+async def turn_events(request: Request) -> Response:
+    turn = await visible_turn(request)
+    return StreamingResponse(
+        _sse(events_of(hub_of(request), turn)), media_type="text/event-stream", headers=SSE_HEADERS
+    )
+
+
+async def turn_cancel(request: Request) -> Response:
+    turn = await visible_turn(request)
+    hub = hub_of(request)
+    if hub.bridge.cancel(turn.id):
+        return ok({"ok": True, "turn_id": turn.id, "status": "cancelling"})
+    fresh = await hub.bridge.get_turn(turn.id)
+    if fresh is None or fresh.status in FINISHED:
+        status = fresh.status if fresh else "gone"
+        raise Conflict(f"the turn has already ended ({status})", code="turn_finished")
+    raise Conflict(
+        "the turn runs in another hivecall process (stop it there)", code="turn_not_here"
+    )
+
+
+routes = [
+    Route("/api/turns/{turn_id}/events", turn_events, methods=["GET"]),
+    Route("/api/turns/{turn_id}/cancel", turn_cancel, methods=["POST"]),
+]
