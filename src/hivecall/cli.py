@@ -484,7 +484,12 @@ def ask(
         bool, typer.Option(help="Print the speakable answer instead of the raw one.")
     ] = False,
 ) -> None:
-    """Run one turn on an agent from the terminal."""
+    """Run one turn on an agent from the terminal: its progress shows as it works, Ctrl-C stops
+    it (the agent and everything it started)."""
+    from rich.console import Console
+
+    from hivecall.terminal import follow_turn
+
     if message == "-":
         message = sys.stdin.read()
 
@@ -492,10 +497,11 @@ def ask(
         handle = await hub.bridge.start(
             TurnRequest(agent=agent, message=message, source="cli", session_id=session)
         )
-        if not (as_json or spoken):
-            async for piece in handle.deltas():
-                sys.stdout.write(piece)
-                sys.stdout.flush()
+        out = None if (as_json or spoken) else sys.stdout
+        try:
+            await follow_turn(handle, out=out, console=Console(stderr=True))
+        except asyncio.CancelledError:  # Ctrl-C: stop the agent, then report how it ended
+            hub.bridge.cancel(handle.turn_id)
         r = await handle.result()
         return {
             "turn_id": r.turn_id,
