@@ -27,6 +27,7 @@ import cloud_setup
 import compat_chat
 import hivemind
 import local_speech
+import long_turns
 from harness import BenchError, Options, Result
 
 Benchmark = Callable[[Options], Awaitable[Result]]
@@ -39,6 +40,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     cloud_setup.NAME: cloud_setup.run,
     local_speech.NAME: local_speech.run,
     hivemind.NAME: hivemind.run,
+    long_turns.NAME: long_turns.run,
 }
 
 
