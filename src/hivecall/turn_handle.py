@@ -50,6 +50,11 @@ class TurnResult:
     duration_ms: float
 
 
+def started_line(agent: str) -> str:
+    """What a voice says when a request takes longer than a voice may wait for it."""
+    return f"{agent} is on it and is still working. I will tell you the answer when it is ready."
+
+
 def progress_entry(text: str) -> dict[str, str]:
     """A progress line as stored and sent: redacted like the agent's context."""
     return {"at": datetime.now(UTC).isoformat(timespec="milliseconds"), "text": redact(text)}

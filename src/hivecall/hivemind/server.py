@@ -80,6 +80,7 @@ from hivecall.hivemind.wire import BusMessage, HiveMessage, MsgType, WireError, 
 from hivecall.hub import Hub
 from hivecall.secretbox import SecretBox
 from hivecall.settings import Settings
+from hivecall.turn_handle import started_line
 
 log = logging.getLogger(__name__)
 
@@ -546,6 +547,11 @@ class HiveMindListener:
         sid = conn.session_id
         if isinstance(session, dict) and isinstance(session.get("session_id"), str):
             sid = session["session_id"][:128] or sid
+        context = {
+            **m.context,
+            "source": m.context.get("destination") or "skills",
+            "destination": m.context.get("source") or conn.peer,
+        }
         try:
             agent = conn.client.agent_id or await self._default_agent()
             handle = await self._hub.bridge.start(
@@ -557,7 +563,15 @@ class HiveMindListener:
                     caller=f"hivemind:{conn.client.id}",
                 )
             )
-            spoken = (await handle.result()).spoken
+            try:
+                result = await asyncio.wait_for(handle.result(), self._hub.settings.voice_ack_s)
+            except TimeoutError:
+                # A long turn: say it has started (satellites take several speaks), then wait.
+                await self._speak(conn, context, started_line(handle.agent.name), lang, voice)
+                result = await handle.result()
+            spoken = result.spoken
+        except ConnectionClosed:
+            return
         except HivecallError as e:
             spoken = f"Sorry, that did not work: {e.message}"
         except Exception:
@@ -565,22 +579,8 @@ class HiveMindListener:
             spoken = "Sorry, something went wrong on the hub."
         finally:
             conn.turns -= 1
-        context = {
-            **m.context,
-            "source": m.context.get("destination") or "skills",
-            "destination": m.context.get("source") or conn.peer,
-        }
         try:
-            if voice:
-                conn.pushed_tts = [*conn.pushed_tts[-(MAX_PUSHED_TTS - 1) :], spoken]
-            await self._send(
-                conn,
-                bus(
-                    "speak", {"utterance": spoken, "lang": lang, "expect_response": False}, context
-                ),
-            )
-            if voice:
-                await self._send_tts(conn, spoken, lang)
+            await self._speak(conn, context, spoken, lang, voice)
             await self._send(conn, bus("ovos.utterance.handled", {}, context))
         except ConnectionClosed:
             return
@@ -588,6 +588,18 @@ class HiveMindListener:
             "HiveMind turn answered",
             extra={"client": conn.client.name, "ms": round((time.perf_counter() - started) * 1e3)},
         )
+
+    async def _speak(
+        self, conn: Connection, context: dict[str, Any], text: str, lang: str, voice: bool
+    ) -> None:
+        """A `speak` on the bus, and its audio too when the request was spoken."""
+        if voice:
+            conn.pushed_tts = [*conn.pushed_tts[-(MAX_PUSHED_TTS - 1) :], text]
+        await self._send(
+            conn, bus("speak", {"utterance": text, "lang": lang, "expect_response": False}, context)
+        )
+        if voice:
+            await self._send_tts(conn, text, lang)
 
     # -- satellites' audio (voice.py) ---------------------------------------------------------
 

@@ -18,6 +18,7 @@ from hivecall.bridge import TurnRequest
 from hivecall.calls import CallLineIn
 from hivecall.compat.openai import SSE_HEADERS, MessageIn, completion, history_of, sse
 from hivecall.errors import BadRequest, Forbidden, NotFound
+from hivecall.turn_handle import started_line
 from hivecall.web.calls_api import open_call
 from hivecall.web.http import authed, hub_of, ok, read_json
 from hivecall.web.views import turn_view
@@ -112,11 +113,6 @@ async def agents_context(request: Request) -> Response:
 
 
 # -- the bridge ------------------------------------------------------------------------------
-
-
-def started_line(agent: str) -> str:
-    """What the voice says when a request takes longer than the voice may wait."""
-    return f"{agent} is on it and is still working. I will tell you the answer when it is ready."
 
 
 async def phone(request: Request) -> Response:

@@ -1,0 +1,43 @@
+"""A long turn over HiveMind: the satellite hears that the agent started, then the answer."""
+
+from __future__ import annotations
+
+import time
+
+from hivecall.agents.records import AgentCreate
+from tests.conftest import script
+from tests.hivemind.conftest import MakeHive
+from tests.hivemind.peer import Peer
+
+
+async def test_a_long_turn_speaks_started_then_the_answer(make_hive: MakeHive) -> None:
+    async with make_hive(voice_ack_s=0.3) as hive:
+        worker = await hive.hub.agents.create(
+            AgentCreate(
+                name="worker", command=script("fake_agent.py") + " --mode work:3:0.3 {message}"
+            )
+        )
+        cred = await hive.add("kitchen", agent=worker.name)
+        peer = await Peer.connect(hive.port, cred.key, cred.password)
+        await peer.handshake()
+        t0 = time.monotonic()
+        await peer.utter("check the build")
+        first = await peer.recv_bus()
+        acked = time.monotonic() - t0
+        assert first[0] == "speak" and "worker is on it" in first[1]["utterance"], first
+        second = await peer.recv_bus()
+        assert second[0] == "speak" and "All 3 parts are fine" in second[1]["utterance"], second
+        assert (await peer.recv_bus())[0] == "ovos.utterance.handled"
+        assert acked < 0.8  # well before the work (0.9 s) was done
+        await peer.aclose()
+
+
+async def test_a_quick_turn_is_one_speak(make_hive: MakeHive) -> None:
+    async with make_hive(voice_ack_s=5) as hive:
+        cred = await hive.add("kitchen")
+        peer = await Peer.connect(hive.port, cred.key, cred.password)
+        await peer.handshake()
+        await peer.utter("hello")
+        kinds = [(await peer.recv_bus())[0], (await peer.recv_bus())[0]]
+        assert kinds == ["speak", "ovos.utterance.handled"]
+        await peer.aclose()
