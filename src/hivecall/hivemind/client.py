@@ -16,6 +16,7 @@ import json
 import logging
 import ssl
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -205,9 +206,17 @@ class HiveMindConnection:
             ) from e
 
     async def ask(
-        self, utterance: str, *, lang: str = "en-us", session_id: str | None = None
+        self,
+        utterance: str,
+        *,
+        lang: str = "en-us",
+        session_id: str | None = None,
+        on_speak: Callable[[str], None] | None = None,
     ) -> list[str]:
-        """What the remote agent says to `utterance` (its `speak` utterances, in order)."""
+        """What the remote agent says to `utterance` (its `speak` utterances, in order).
+
+        `on_speak` hears each one as it comes (a long turn may say it started long before
+        its answer)."""
         session = {"session_id": session_id or self.session_id, "site_id": self.identity.site_id}
         context = {
             "source": self.identity.useragent,
@@ -226,6 +235,8 @@ class HiveMindConnection:
             said = data.get("utterance") if isinstance(data, dict) else None
             if kind == "speak" and isinstance(said, str):
                 spoken.append(said)
+                if on_speak is not None:
+                    on_speak(said)
             elif kind == HANDLED:
                 return spoken
             elif kind == "hive.message.refused":

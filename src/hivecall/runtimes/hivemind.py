@@ -10,14 +10,14 @@ again once. The bridge session becomes the remote session, so the remote agent k
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from websockets.exceptions import ConnectionClosed
 
 from hivecall.errors import RuntimeFailure
 from hivecall.hivemind.client import HiveMindConnection, HiveMindError, Identity
-from hivecall.runtimes.base import TurnInput, timeout_failure
+from hivecall.runtimes.base import Output, Progress, TurnInput, timeout_failure
 
 if TYPE_CHECKING:
     from hivecall.agents.records import AgentRecord
@@ -77,11 +77,13 @@ class HiveMindRuntime:
         self._conns[agent.id] = (identity, conn)
         return conn
 
-    async def _ask(self, turn: TurnInput, identity: Identity) -> list[str]:
+    async def _ask(
+        self, turn: TurnInput, identity: Identity, on_speak: Callable[[str], None]
+    ) -> list[str]:
         for attempt in (1, 2):
             conn = await self._connection(turn.agent, identity)
             try:
-                return await conn.ask(turn.message, session_id=turn.session_id)
+                return await conn.ask(turn.message, session_id=turn.session_id, on_speak=on_speak)
             except ConnectionClosed as e:
                 self._conns.pop(turn.agent.id, None)
                 if attempt == 2:
@@ -90,18 +92,44 @@ class HiveMindRuntime:
                     ) from e
         raise AssertionError("unreachable")
 
-    async def stream(self, turn: TurnInput) -> AsyncIterator[str]:
+    async def stream(self, turn: TurnInput) -> AsyncIterator[Output]:
         identity = identity_of(turn.agent)
         lock = self._locks.setdefault(turn.agent.id, asyncio.Lock())
+        # What the remote hub says while it works is this turn's progress. (No timeout context
+        # around a yield: the deadline is the wait's.)
+        said: asyncio.Queue[str] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + turn.timeout
+
+        async def ask() -> list[str]:
+            async with lock:
+                return await self._ask(turn, identity, said.put_nowait)
+
+        asking = asyncio.ensure_future(ask())
         try:
-            async with asyncio.timeout(turn.timeout), lock:
-                spoken = await self._ask(turn, identity)
+            while True:
+                line = asyncio.ensure_future(said.get())
+                done, _ = await asyncio.wait(
+                    (asking, line),
+                    timeout=max(deadline - loop.time(), 0),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if line in done:
+                    yield Progress(line.result())
+                    continue
+                line.cancel()
+                if asking not in done:
+                    raise TimeoutError
+                break
+            spoken = asking.result()
         except TimeoutError as e:
             self._drop(turn.agent.id)  # an answer may still come: never read it as the next one
             raise timeout_failure(turn.agent.name, turn.timeout) from e
         except HiveMindError as e:
             self._drop(turn.agent.id)
             raise _failure(turn.agent, e) from e
+        finally:
+            asking.cancel()
         yield " ".join(spoken) if spoken else f"{turn.agent.name} had nothing to say."
 
     def _drop(self, agent_id: str) -> None:
