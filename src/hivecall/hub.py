@@ -104,6 +104,7 @@ class Hub:
         """First-start chores for a serving hub: owner token, starter agents, crash recovery."""
         self.new_owner_token = await self.tokens.ensure_owner(self.settings.owner_token)
         await self.bridge.recover()
+        await self.calls.recover()
         await self.seed_agents(workspace=workspace)
 
     async def seed_agents(self, *, workspace: Path) -> list[str]:

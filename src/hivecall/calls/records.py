@@ -6,6 +6,7 @@ Phase changes are single conditional UPDATEs (`WHERE state IN (allowed)`), so tw
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,8 @@ from hivecall.calls.state import FROM, STAMP, TERMINAL, reached
 from hivecall.errors import Conflict, NotFound
 from hivecall.store import Store
 from hivecall.store.models import Call, CallLine
+
+log = logging.getLogger(__name__)
 
 # Transcript lines that arrive just after the end (the page flushes on hang-up) are still kept.
 LATE_LINES = timedelta(seconds=60)
@@ -154,6 +157,40 @@ class Calls:
         elif not reached(fresh.state, phase):
             raise Conflict(f"the call has already {fresh.state}", code="call_finished")
         return fresh
+
+    async def recover(self) -> int:
+        """Fail the local calls a previous hub process was hosting; returns how many.
+
+        A local call's media and speech run inside the hub, so a hub that was killed (SIGKILL,
+        power loss) took them along, and nothing else would ever end the record. BYOK and cloud
+        calls are left alone: their media is between the browser and OpenAI or LiveKit, and may
+        go on across a restart.
+        """
+        now = datetime.now(UTC)
+        stmt = (
+            update(Call)
+            .where(Call.mode == "local", Call.state.in_(FROM["failed"]))
+            .values(
+                state="failed",
+                ended_at=now,
+                error_code="hub_restarted",
+                error_message="the hub restarted during the call",
+            )
+            .returning(Call.id)
+        )
+        async with self._store.engine.begin() as conn:
+            failed = list(await conn.scalars(stmt))
+            if failed:
+                rows = [
+                    {"call_id": i, "at": now, "kind": "phase", "text": "failed", "speaker": ""}
+                    for i in failed
+                ]
+                await conn.execute(insert(CallLine), rows)
+        if failed:
+            log.warning(
+                "failed the local calls a stopped hub was hosting", extra={"count": len(failed)}
+            )
+        return len(failed)
 
     async def mark_speaker_only(self, call: Call) -> None:
         async with self._store.engine.begin() as conn:
