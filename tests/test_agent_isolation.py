@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -31,6 +32,8 @@ from hivecall.runtimes import TurnInput
 from hivecall.runtimes.command import build_argv, session_uuid
 from hivecall.runtimes.orphans import orphan_groups
 from hivecall.runtimes.presets import PRESETS
+from hivecall.runtimes.runner import process_start
+from hivecall.runtimes.runner import alive as runner_alive
 from hivecall.settings import Settings
 from hivecall.store import Store
 from hivecall.store.models import Agent, Meta, Turn
@@ -424,3 +427,44 @@ async def test_migration_moves_stored_preset_commands_behind_the_end_of_options(
     assert commands["ai"][-1] == "--message={message}"
     assert commands["mine"] == ["claude", "-p", "--model", "x", "{message}"]  # the user's own
     assert envs == {"cc": {}, "ai": {}, "mine": {}}
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+async def test_recovery_leaves_the_turns_of_another_live_process_alone(
+    settings: Settings,
+    environ: dict[str, str],
+    workspace: Path,
+    orphan: tuple[str, subprocess.Popen[bytes]],
+) -> None:
+    """A `hivecall ask` in a terminal runs its turn in its own process: a hub that starts
+    meanwhile must neither kill its agent nor mark its turn interrupted."""
+    turn_id, agent_proc = orphan
+    cli = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        first = create_app(settings, environ=environ, workspace=workspace)
+        async with first.router.lifespan_context(first):
+            agent = (await first.state.hub.agents.list())[0]
+        live_runner = f"{socket.gethostname()}:{cli.pid}:{process_start(cli.pid)}"
+        gone_runner = f"{socket.gethostname()}:{cli.pid}:1"  # that pid, but another process
+        other = new_id()
+        store = Store(url=settings.resolved_database_url)
+        async with store.session() as s, s.begin():
+            for tid, runner in ((turn_id, live_runner), (other, gone_runner)):
+                s.add(
+                    Turn(
+                        id=tid, agent_id=agent.id, session_id="s", source="cli", status="running",
+                        message="work", runner=runner,
+                    )
+                )  # fmt: skip
+        await store.aclose()
+        assert runner_alive(live_runner) and not runner_alive(gone_runner)
+
+        second = create_app(settings, environ=environ, workspace=workspace)
+        async with second.router.lifespan_context(second):
+            bridge = second.state.hub.bridge
+            assert (await bridge.get_turn(turn_id)).status == "running"
+            assert (await bridge.get_turn(other)).status == "interrupted"
+        assert agent_proc.poll() is None  # the live process's agent still works
+    finally:
+        cli.kill()
+        cli.wait()

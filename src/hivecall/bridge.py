@@ -37,6 +37,8 @@ from hivecall.errors import BadRequest, Conflict, NotFound, RuntimeFailure
 from hivecall.runtimes import ChatMessage, Runtimes, TurnInput
 from hivecall.runtimes.base import Progress
 from hivecall.runtimes.orphans import kill_orphans
+from hivecall.runtimes.runner import alive as runner_alive
+from hivecall.runtimes.runner import this_runner
 from hivecall.speakable import speakable
 from hivecall.store import Store
 from hivecall.store.models import Turn
@@ -411,15 +413,20 @@ class Bridge:
         groups may still run, editing the workspace beside the next turn. They are killed first.
         """
         async with self._store.session() as s:
-            unfinished = set(await s.scalars(select(Turn.id).where(Turn.status.in_(UNFINISHED))))
-        if unfinished and (killed := await kill_orphans(unfinished)):
+            query = select(Turn.id, Turn.runner).where(Turn.status.in_(UNFINISHED))
+            rows = (await s.execute(query)).all()
+        # A turn another live process runs (`hivecall ask` in a terminal) is its own business.
+        orphaned = {turn_id for turn_id, runner in rows if not runner_alive(runner)}
+        if not orphaned:
+            return 0
+        if killed := await kill_orphans(orphaned):
             log.warning(
                 "killed agent processes a stopped hub left running", extra={"groups": killed}
             )
         async with self._store.session() as s, s.begin():
             result = await s.execute(
                 update(Turn)
-                .where(Turn.status.in_(UNFINISHED))
+                .where(Turn.id.in_(orphaned), Turn.status.in_(UNFINISHED))
                 .values(status="interrupted", error_code="hub_restarted", finished_at=_now())
             )
         count = int(getattr(result, "rowcount", 0) or 0)
@@ -489,6 +496,7 @@ class Bridge:
                 "tool_call_id": req.tool_call_id if key else None,
                 "source": req.source,
                 "caller": req.caller,
+                "runner": this_runner(),
                 "status": "queued" if runtime.exclusive else "running",
                 "message": message,
                 "queued_at": now,

@@ -99,6 +99,8 @@ class Turn(Base):
     # (A server default, not a Python one: the bridge's SQLite fast path sends only the
     # columns a row names.)
     caller: Mapped[str] = mapped_column(String(160), server_default="owner")
+    # The process running it (runtimes/runner.py): a hub that starts leaves live ones alone.
+    runner: Mapped[str | None] = mapped_column(String(200), default=None)
     status: Mapped[str] = mapped_column(String(16))
     message: Mapped[str] = mapped_column(Text)
     reply: Mapped[str | None] = mapped_column(Text, default=None)

@@ -1,4 +1,4 @@
-"""long work: a turn's progress lines, and the voice tool call that started it
+"""long work: a turn's progress lines, the voice tool call that started it, its runner
 
 Revision ID: 0007
 Revises: 0006
@@ -23,6 +23,7 @@ def upgrade() -> None:
     with op.batch_alter_table("turns") as batch:
         batch.add_column(sa.Column("tool_call_id", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("progress", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("runner", sa.String(length=200), nullable=True))
         batch.create_index("ux_turns_tool_call", ["call_id", "tool_call_id"], unique=True)
 
 
@@ -30,5 +31,6 @@ def downgrade() -> None:
     """Downgrade schema."""
     with op.batch_alter_table("turns") as batch:
         batch.drop_index("ux_turns_tool_call")
+        batch.drop_column("runner")
         batch.drop_column("progress")
         batch.drop_column("tool_call_id")
