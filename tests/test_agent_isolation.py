@@ -32,8 +32,8 @@ from hivecall.runtimes import TurnInput
 from hivecall.runtimes.command import build_argv, session_uuid
 from hivecall.runtimes.orphans import orphan_groups
 from hivecall.runtimes.presets import PRESETS
-from hivecall.runtimes.runner import process_start
 from hivecall.runtimes.runner import alive as runner_alive
+from hivecall.runtimes.runner import process_start
 from hivecall.settings import Settings
 from hivecall.store import Store
 from hivecall.store.models import Agent, Meta, Turn
