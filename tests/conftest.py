@@ -24,7 +24,9 @@ from hivecall.settings import Settings
 from tests.keys import WATCHED_SECRETS
 from tests.leakscan import LeakScanner, install, report
 
-OWNER = "test-owner-token-0123456789"
+OWNER = "test-owner-token-0123456789abcdefghij"
+# The address test clients reach the app at: a name the hub answers to (web/boundary.py).
+HUB_URL = "http://127.0.0.1:8765"
 SCRIPTS = Path(__file__).parent / "scripts"
 
 
@@ -109,7 +111,7 @@ async def app(
 @pytest.fixture
 async def anon(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as c:
+    async with httpx.AsyncClient(transport=transport, base_url=HUB_URL) as c:
         yield c
 
 
@@ -118,7 +120,7 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
         transport=transport,
-        base_url="http://hub.test",
+        base_url=HUB_URL,
         headers={"authorization": f"Bearer {OWNER}"},
         timeout=30,
     ) as c:

@@ -10,7 +10,7 @@ import pytest
 from hivecall.auth import Tokens
 from hivecall.settings import Settings
 from hivecall.store import Store
-from tests.conftest import OWNER
+from tests.conftest import HUB_URL, OWNER
 
 
 async def test_health_needs_no_token(anon: httpx.AsyncClient) -> None:
@@ -72,7 +72,8 @@ async def test_login_url_sets_a_session_cookie(anon: httpx.AsyncClient) -> None:
     assert cookie and OWNER not in r.headers["set-cookie"]
     anon.cookies.set("hivecall_session", cookie)
     assert (await anon.get("/api/agents")).status_code == 200
-    assert (await anon.post("/api/logout")).status_code == 200
+    # A browser says where a signed-in POST comes from (web/boundary.py).
+    assert (await anon.post("/api/logout", headers={"origin": HUB_URL})).status_code == 200
     anon.cookies.set("hivecall_session", cookie)  # a browser that kept it anyway
     assert (await anon.get("/api/agents")).status_code == 401
 

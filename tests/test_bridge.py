@@ -99,7 +99,9 @@ async def test_bad_turns_change_nothing(client: httpx.AsyncClient) -> None:
     for body, status, code in cases:
         r = await client.post("/api/phone", json=body)
         assert (r.status_code, r.json()["error"]["code"]) == (status, code), body
-    r = await client.post("/api/phone", content=b"[1, 2]")
+    r = await client.post(
+        "/api/phone", content=b"[1, 2]", headers={"content-type": "application/json"}
+    )
     assert r.json()["error"]["code"] == "malformed_json"
     r = await client.post(
         "/api/chat/agent-runtime",

@@ -9,15 +9,28 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from hivecall import compat
+from hivecall import compat, openapi
+from hivecall.compat.listener import is_api_path
+from hivecall.compat.listener import refusal as compat_refusal
 from hivecall.errors import HivecallError
 from hivecall.hub import Hub
 from hivecall.settings import Settings
-from hivecall.web import api, calls_api, cloud_api, mobile, pages, pairing_api, turns_api
-from hivecall.web.http import on_hivecall_error, on_http_error, on_unexpected
+from hivecall.web import (
+    api,
+    boundary,
+    calls_api,
+    cloud_api,
+    mobile,
+    pages,
+    pairing_api,
+    turns_api,
+)
+from hivecall.web.http import error_response, on_hivecall_error, on_http_error, on_unexpected
 
 
 def create_app(
@@ -34,6 +47,7 @@ def create_app(
     HiveMind listener on `hivemind_port` (what `hivecall serve` does; tests opt in).
     """
     compat.check(settings)  # the compat listener's settings, refused before anything starts
+    boundary.check(settings)
     if serve_hivemind and settings.hivemind_port:
         from hivecall.hivemind.server import check as check_hivemind
 
@@ -64,6 +78,8 @@ def create_app(
         finally:
             await hub.aclose()
 
+    headers = boundary.page_headers(settings)
+    rules = boundary.Rules.of(settings, is_compat=is_api_path, headers=headers, render=_refusal)
     app = Starlette(
         routes=[
             *compat.routes,  # first: the busiest routes, and routes match in order
@@ -72,6 +88,7 @@ def create_app(
             *calls_api.routes,
             *cloud_api.routes,
             *pairing_api.routes,
+            *openapi.routes,
             *pages.routes,
             *mobile.routes,
             Mount("/static", StaticFiles(packages=[("hivecall.web", "static")]), name="static"),
@@ -81,9 +98,18 @@ def create_app(
             HTTPException: on_http_error,
             Exception: on_unexpected,
         },
+        middleware=[Middleware(boundary.Boundary, rules=rules)],
         lifespan=lifespan,
     )
+    app.state.security_headers = headers
     return app
+
+
+def _refusal(path: str, status: int, code: str, message: str) -> Response:
+    """The boundary's refusals: in the compat API's shapes on its paths, ours elsewhere."""
+    if is_api_path(path):
+        return compat_refusal(path, status, code, message)
+    return error_response(status, code, message)
 
 
 def freeze_startup_heap() -> None:

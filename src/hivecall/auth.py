@@ -5,6 +5,10 @@ The owner token may do everything; later scoped kinds (device, worker, api) carr
 scopes and a subject (the device or call they belong to). Verified principals are cached in
 memory for a moment: a revocation through this process clears the cache and bites at once; one
 made by another process (the CLI) bites within CACHE_FOR.
+
+Wrong tokens are throttled per source address (`authenticate`): after AUTH_FAILURES in
+AUTH_WINDOW, tokens this process has not seen valid are refused with 429 without being looked up,
+while the tokens it knows (the owner's session, paired phones, keys in use) go on working.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
+from hivecall.ratelimit import Limiter
 from hivecall.store import Store
 from hivecall.store.models import Token
 
@@ -31,6 +36,9 @@ SESSION_TTL = timedelta(days=30)
 # last_used_at is a hint for people ("last seen"), not an audit log: write it at most this often.
 LAST_USED_EVERY = timedelta(minutes=1)
 CACHE_FOR = timedelta(seconds=2)
+# Wrong tokens allowed per source address within AUTH_WINDOW seconds; beyond, 429 until it passes.
+AUTH_FAILURES = 10
+AUTH_WINDOW = 60.0
 
 
 def hash_token(value: str) -> str:
@@ -73,6 +81,12 @@ class Tokens:
     def __init__(self, *, store: Store) -> None:
         self._store = store
         self._cache: dict[str, _Cached] = {}
+        self.failures = Limiter(
+            limit=AUTH_FAILURES,
+            window=AUTH_WINDOW,
+            message="too many wrong tokens from this address: wait a minute and try again",
+            code="auth_rate_limited",
+        )
 
     async def create(
         self,
@@ -97,7 +111,23 @@ class Tokens:
         )
         async with self._store.session() as s, s.begin():
             s.add(row)
+        # Known from the start, so a throttled address is not kept from a token just made.
+        self._cache[row.token_hash] = _Cached(
+            Principal(row.id, row.kind, tuple(row.scopes), row.subject, row.name),
+            row.expires_at,
+            None,
+        )
         return value, row
+
+    async def authenticate(self, value: str, *, source: str) -> Principal | None:
+        """`verify`, with wrong tokens counted against `source` (429 once it has too many)."""
+        if hash_token(value) in self._cache:  # seen valid: never held up
+            return await self.verify(value)
+        mark = self.failures.begin(source)
+        principal = await self.verify(value)
+        if principal is not None:
+            self.failures.forgive(source, mark)
+        return principal
 
     async def verify(self, value: str) -> Principal | None:
         digest = hash_token(value)

@@ -99,6 +99,7 @@ def serve(
     import uvicorn
 
     from hivecall.app import create_app, freeze_startup_heap
+    from hivecall.web.boundary import proxy_options
 
     settings = settings_of(ctx).replace(
         **{
@@ -129,6 +130,7 @@ def serve(
         log_level="warning",
         access_log=False,
         lifespan="on",
+        **proxy_options(settings),  # X-Forwarded-* only from trusted_proxies
     )
 
 

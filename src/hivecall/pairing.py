@@ -8,8 +8,9 @@ the device's id. Codes and tokens are stored as SHA-256 hashes only. Codes trave
 fragment (`#pair=…`), which browsers never send to a server, so they stay out of access logs.
 
 Wrong codes are limited per source address (FAILURES in WINDOW seconds, then 429 with
-Retry-After), so nobody can walk the code space; a code is 8 characters of Crockford's base32
-(40 bits) and works once.
+Retry-After; the address is the connection's peer unless a trusted proxy forwarded it, and a
+claim counts from its start, so parallel guesses do not slip past), so nobody can walk the code
+space; a code is 8 characters of Crockford's base32 (40 bits) and works once.
 """
 
 from __future__ import annotations
@@ -20,11 +21,8 @@ import io
 import ipaddress
 import re
 import secrets
-import time
 import unicodedata
 import uuid
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,7 +33,8 @@ from sqlalchemy import select, update
 
 from hivecall.auth import Tokens
 from hivecall.calls import TERMINAL, Calls
-from hivecall.errors import BadRequest, Conflict, HivecallError, NotFound, TooManyRequests
+from hivecall.errors import BadRequest, Conflict, HivecallError, NotFound
+from hivecall.ratelimit import Limiter
 from hivecall.store import Store
 from hivecall.store.models import Call, PairingCode, Token
 
@@ -165,50 +164,17 @@ class Device:
         }
 
 
-class Limiter:
-    """Failed attempts per key in a sliding window; in memory, per hub process."""
-
-    def __init__(
-        self,
-        *,
-        limit: int = FAILURES,
-        window: float = WINDOW,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.limit = limit
-        self.window = window
-        self.clock = clock
-        self._failures: dict[str, deque[float]] = {}
-
-    def _recent(self, key: str) -> deque[float]:
-        now = self.clock()
-        for k in [k for k, q in self._failures.items() if q and now - q[-1] >= self.window]:
-            del self._failures[k]  # forget addresses whose failures are all old
-        q = self._failures.setdefault(key, deque())
-        while q and now - q[0] >= self.window:
-            q.popleft()
-        return q
-
-    def check(self, key: str) -> None:
-        q = self._recent(key)
-        if len(q) >= self.limit:
-            wait = self.window - (self.clock() - q[0])
-            raise TooManyRequests(
-                "too many wrong pairing codes from this address: wait a minute and try again",
-                retry_after=int(wait) + 1,
-                code="pairing_rate_limited",
-            )
-
-    def fail(self, key: str) -> None:
-        self._recent(key).append(self.clock())
-
-
 class Pairing:
     def __init__(self, *, store: Store, tokens: Tokens, calls: Calls) -> None:
         self._store = store
         self._tokens = tokens
         self._calls = calls
-        self.limiter = Limiter()
+        self.limiter = Limiter(
+            limit=FAILURES,
+            window=WINDOW,
+            message="too many wrong pairing codes from this address: wait a minute and try again",
+            code="pairing_rate_limited",
+        )
 
     # -- codes ----------------------------------------------------------------------------
 
@@ -249,13 +215,18 @@ class Pairing:
         }
 
     async def claim(self, raw_code: str, name: str, *, source: str) -> tuple[str, Device]:
-        """Trade a code for a device token (returned once). Failures count against `source`."""
-        self.limiter.check(source)
+        """Trade a code for a device token (returned once). Failures count against `source`:
+        every claim counts from its start, and one that pairs is taken back."""
+        mark = self.limiter.begin(source)
+        failed = False
         try:
             return await self._claim(raw_code, name)
         except HivecallError:
-            self.limiter.fail(source)
+            failed = True
             raise
+        finally:
+            if not failed:
+                self.limiter.forgive(source, mark)
 
     async def _claim(self, raw_code: str, name: str) -> tuple[str, Device]:
         code = normalize(raw_code)

@@ -40,7 +40,7 @@ async def test_a_call_mints_a_secret_with_the_users_key(
     assert rt["webrtc_url"] == realtime.base_url
     assert (rt["model"], rt["voice"]) == ("gpt-realtime", "marin")
     assert rt["expires_at"] == realtime.secrets[rt["client_secret"]].expires_at
-    assert [t["name"] for t in rt["tools"]] == ["ask_computer_agent"]
+    assert [t["name"] for t in rt["tools"]] == ["ask_computer_agent", "cancel_computer_agent"]
 
     # What OpenAI was asked for: the session the hub built from settings and the agent.
     minted = realtime.mints[-1]
@@ -50,7 +50,8 @@ async def test_a_call_mints_a_secret_with_the_users_key(
     assert session["audio"]["output"]["voice"] == "marin"
     assert session["audio"]["input"]["transcription"]["model"] == "gpt-4o-mini-transcribe"
     assert session["audio"]["input"]["turn_detection"]["type"]
-    (tool,) = session["tools"]
+    tool, cancel = session["tools"]
+    assert (cancel["name"], cancel["parameters"]["properties"]) == ("cancel_computer_agent", {})
     assert tool["name"] == "ask_computer_agent" and tool["type"] == "function"
     assert tool["parameters"]["required"] == ["message"]
     assert tool["parameters"]["properties"]["message"]["type"] == "string"
@@ -227,7 +228,7 @@ async def test_a_caller_sees_only_its_own_calls(app: Starlette, client: httpx.As
     owners = await start(client)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
-        base_url="http://hub.test",
+        base_url="http://127.0.0.1:8765",
         headers={"authorization": f"Bearer {token}"},
     ) as device:
         mine = await start(device)

@@ -55,7 +55,7 @@ async def test_dashboard_values_survive_a_restart(
             app.router.lifespan_context(app),
             httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app),
-                base_url="http://hub.test",
+                base_url="http://127.0.0.1:8765",
                 headers={"authorization": f"Bearer {settings.owner_token}"},
             ) as c,
         ):
@@ -101,7 +101,7 @@ async def test_the_environment_pins_a_setting(
         app.router.lifespan_context(app),
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
-            base_url="http://hub.test",
+            base_url="http://127.0.0.1:8765",
             headers={"authorization": f"Bearer {settings.owner_token}"},
         ) as c,
     ):

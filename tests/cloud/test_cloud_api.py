@@ -427,7 +427,7 @@ async def test_cloud_routes_refuse_other_modes_and_other_peoples_calls(
     token, _ = await hub_of(app).tokens.create(kind="device", scopes=("calls",), name="phone")
     async with httpx.AsyncClient(
         transport=client._transport,  # the same app
-        base_url="http://hub.test",
+        base_url="http://127.0.0.1:8765",
         headers={"authorization": f"Bearer {token}"},
     ) as device:
         for method, path in (

@@ -140,7 +140,8 @@ async def test_errors_are_ollama_shaped(served: Served, owner: httpx.AsyncClient
     assert missing.value.error == "model 'nobody' does not exist or this key may not use it"
     assert streaming.value.status_code == 404
 
-    async with httpx.AsyncClient(base_url=served.url) as raw:
+    json_body = {"content-type": "application/json"}
+    async with httpx.AsyncClient(base_url=served.url, headers=json_body) as raw:
         r = await raw.get("/api/tags")
         assert r.status_code == 401 and set(r.json()) == {"error"}
         assert isinstance(r.json()["error"], str) and "hivecall keys create" in r.json()["error"]

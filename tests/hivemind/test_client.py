@@ -86,7 +86,7 @@ async def test_the_password_never_leaves_the_record(hive: Hive) -> None:
         AgentCreate(name="remote", runtime="hivemind", base_url="http://10.0.0.9", api_key=secret)
     )
     transport = httpx.ASGITransport(app=hive.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8765") as http:
         r = await http.get("/api/agents", headers={"Authorization": f"Bearer {OWNER}"})
     assert r.status_code == 200, r.text
     (agent,) = [a for a in r.json()["agents"] if a["name"] == "remote"]

@@ -88,7 +88,7 @@ async def pair_phone(
         body = r.json()
         phone = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
-            base_url="http://hub.test",
+            base_url="http://127.0.0.1:8765",
             headers={"authorization": f"Bearer {body['token']}"},
             timeout=30,
         )

@@ -140,7 +140,7 @@ async def test_wrong_codes_are_rate_limited_per_address(
     # Another address is not held up by this one.
     other = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app, client=("192.0.2.7", 50000)),
-        base_url="http://hub.test",
+        base_url="http://127.0.0.1:8765",
     )
     async with other:
         assert (await claim(other, wrong)).status_code == 400

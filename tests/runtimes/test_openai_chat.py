@@ -202,7 +202,7 @@ async def hub_sdk(app: Starlette) -> AsyncIterator[openai.AsyncOpenAI]:
     """The real openai SDK talking to the hub app in process (its HTTP stack is httpx2)."""
     http = openai.DefaultAsyncHttpxClient(transport=httpx2.ASGITransport(app=app))
     async with openai.AsyncOpenAI(
-        base_url="http://hub.test", api_key=OWNER, http_client=http, max_retries=0
+        base_url="http://127.0.0.1:8765", api_key=OWNER, http_client=http, max_retries=0
     ) as sdk:
         yield sdk
 

@@ -24,6 +24,7 @@ from hivecall.compat.shapes import UnknownModel
 from hivecall.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from hivecall.hub import Hub
 from hivecall.runtimes import ChatMessage
+from hivecall.web.http import client_address
 
 API_KIND = "api"
 SCOPE = "compat"
@@ -59,7 +60,12 @@ class Gate:
         scheme, _, value = header.partition(" ")
         value = value.strip()
         if scheme.lower() == "bearer" and value:
-            principal = await hub.tokens.verify(value)
+            # Wrong keys are throttled per address, except where unknown keys are let in anyway.
+            principal = (
+                await hub.tokens.verify(value)
+                if self.open_agents
+                else await hub.tokens.authenticate(value, source=client_address(request))
+            )
             if principal is not None:
                 if not principal.can(SCOPE):
                     raise Forbidden(f"this token may not use the compat API (needs {SCOPE})")

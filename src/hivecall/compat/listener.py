@@ -7,6 +7,10 @@ listen on another address than the dashboard (e.g. the LAN, at Ollama's port 114
 the only place where the owner may let clients in without a key: `compat_open_agents` names the
 agents an anonymous client may use there. That opt-in is announced loudly at every start.
 
+Like the main app it runs the browser boundary (web/boundary.py): it answers only to the hub's
+names (no DNS rebinding) and refuses web pages (any Origin not in compat_allowed_origins), so the
+no-key opt-in is for LAN clients, never for a page a LAN browser happens to open.
+
 It runs in the hub's process and event loop, on the hub the main app opened, from the app's
 lifespan: it starts once the hub is ready and stops before the hub closes.
 """
@@ -22,6 +26,7 @@ import sys
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -30,10 +35,11 @@ from hivecall.agents.records import NAME
 from hivecall.compat.access import Gate
 from hivecall.compat.ollama import OllamaRoutes
 from hivecall.compat.openai import OpenAIRoutes
-from hivecall.compat.shapes import on_http_error
+from hivecall.compat.shapes import flavour_of, ollama_error, on_http_error, openai_error
 from hivecall.errors import ConfigError, NotFound
 from hivecall.hub import Hub
 from hivecall.settings import Settings
+from hivecall.web.boundary import API_HEADERS, Boundary, Rules, proxy_options
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +70,35 @@ def routes(gate: Gate) -> list[Route]:
     return [*OpenAIRoutes(gate).routes(), *OllamaRoutes(gate).routes()]
 
 
+_OLLAMA_PATHS = frozenset(r.path for r in OllamaRoutes(Gate()).routes())
+
+
+def is_api_path(path: str) -> bool:
+    """The two APIs' paths (OpenAI's /v1/…, Ollama's /api/tags, /api/chat, …), on either port."""
+    return path == "/v1" or path.startswith("/v1/") or path in _OLLAMA_PATHS
+
+
+def refusal(path: str, status: int, code: str, message: str) -> Response:
+    """A boundary refusal (web/boundary.py) in the shape the path's clients read."""
+    if flavour_of(path) == "openai":
+        return openai_error(status, code, message)
+    return ollama_error(status, message)
+
+
 async def running(_request: Request) -> Response:
     return PlainTextResponse("Ollama is running")
 
 
 def create_compat_app(hub: Hub, settings: Settings) -> Starlette:
     """The listener's ASGI app: the two APIs' paths only, on the hub `hub`."""
+    rules = Rules.of(settings, is_compat=lambda _path: True, headers=API_HEADERS, render=refusal)
     app = Starlette(
         routes=[
             Route("/", running, methods=["GET", "HEAD"]),
             *routes(Gate(open_agents=open_agents(settings))),
         ],
         exception_handlers={HTTPException: on_http_error},
+        middleware=[Middleware(Boundary, rules=rules)],
     )
     app.state.hub = hub
     return app
@@ -103,6 +126,7 @@ class Listener:
             lifespan="off",
             ws="none",
             timeout_graceful_shutdown=STOP_SECONDS,
+            **proxy_options(settings),
         )
         config.load()
         server = uvicorn.Server(config)

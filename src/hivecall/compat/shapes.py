@@ -64,7 +64,9 @@ def shaped(flavour: str) -> Callable[[Endpoint], Endpoint]:
             try:
                 return await endpoint(request)
             except HivecallError as e:
-                return _render(flavour, e.status, e.code, e.message, getattr(e, "param", None))
+                response = _render(flavour, e.status, e.code, e.message, getattr(e, "param", None))
+                response.headers.update(e.headers())  # Retry-After on 429s
+                return response
             except Exception:
                 log.exception("compat request failed", extra={"path": request.url.path})
                 return _render(

@@ -27,12 +27,34 @@ def hub_of(request: Request) -> Hub:
     return hub
 
 
+def client_address(request: Request) -> str:
+    """The peer's address: the socket's, or a trusted proxy's client (`trusted_proxies`)."""
+    return request.client.host if request.client else "unknown"
+
+
+JSON_TYPE = "application/json"
+
+
+def is_json(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == JSON_TYPE
+
+
 async def read_json(request: Request, model: type[M]) -> M:
-    """Parse the body into `model`, or raise a clear 4xx error (nothing is changed)."""
+    """Parse the body into `model`, or raise a clear 4xx error (nothing is changed).
+
+    The body must say it is JSON: a page on another origin can send text/plain or form bodies
+    without asking the hub first (no CORS preflight), but never application/json.
+    """
     limit = hub_of(request).settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    if not is_json(request):
+        raise HivecallError(
+            f"send the body as JSON with Content-Type: {JSON_TYPE}",
+            code="unsupported_media_type",
+            status=415,
+        )
     body = b""
     async for chunk in request.stream():
         body += chunk
@@ -90,7 +112,10 @@ async def on_http_error(_request: Request, exc: Exception) -> Response:
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
-    return error_response(500, "internal_error", "the hub hit an unexpected error")
+    response = error_response(500, "internal_error", "the hub hit an unexpected error")
+    # This response is sent outside the app's middleware: give it the boundary's headers here.
+    response.headers.update(getattr(request.app.state, "security_headers", {}))
+    return response
 
 
 def bearer(request: Request) -> str | None:
@@ -106,7 +131,7 @@ async def authed(request: Request, scope: str = "admin", *more: str) -> Principa
     value = bearer(request)
     if not value:
         raise Unauthorized("sign in: send Authorization: Bearer <token> or open the login URL")
-    principal = await hub_of(request).tokens.verify(value)
+    principal = await hub_of(request).tokens.authenticate(value, source=client_address(request))
     if principal is None:
         raise Unauthorized("the token is not valid (wrong, expired or revoked)")
     if not any(principal.can(s) for s in (scope, *more)):

@@ -9,7 +9,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from hivecall.auth import SESSION_TTL
-from hivecall.web.http import SESSION_COOKIE, authed, hub_of, ok
+from hivecall.errors import TooManyRequests
+from hivecall.web.http import SESSION_COOKIE, authed, client_address, hub_of, ok
 
 STATIC = resources.files("hivecall.web") / "static"
 
@@ -19,9 +20,13 @@ async def index(request: Request) -> Response:
     token = request.query_params.get("token")
     if token:
         hub = hub_of(request)
-        principal = await hub.tokens.verify(token)
+        failed = (STATIC / "login-failed.html").read_text()
+        try:
+            principal = await hub.tokens.authenticate(token, source=client_address(request))
+        except TooManyRequests as e:
+            return HTMLResponse(failed, status_code=e.status, headers=e.headers())
         if principal is None or principal.kind != "owner":
-            return HTMLResponse((STATIC / "login-failed.html").read_text(), status_code=401)
+            return HTMLResponse(failed, status_code=401)
         value, _ = await hub.tokens.create(
             kind="session", scopes=principal.scopes, name="browser", ttl=SESSION_TTL
         )

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from hivecall import __version__
 from hivecall.pairing import lan_hint, qr_svg
-from hivecall.web.http import authed, hub_of, ok, read_json
+from hivecall.web.http import authed, client_address, hub_of, ok, read_json
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,8 @@ async def pairing_claim(request: Request) -> Response:
     """The phone trades a code for its device token (shown once). No token needed."""
     hub = hub_of(request)
     body = await read_json(request, Claim)
-    source = request.client.host if request.client else "unknown"
+    # The connection's peer: X-Forwarded-For counts only from trusted_proxies (cli.py serve).
+    source = client_address(request)
     token, device = await hub.pairing.claim(body.code, body.device_name, source=source)
     log.info("device paired", extra={"device_id": device.id})
     return ok(
