@@ -87,7 +87,7 @@ async def hivecall_server() -> AsyncIterator[Server]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HIVECALL_")}
     env.update(
         HIVECALL_HOME=str(home),
-        HIVECALL_OWNER_TOKEN="bench-owner-token-0123456789",
+        HIVECALL_OWNER_TOKEN="bench-owner-token-0123456789abcdef",  # 32+ characters
         HIVECALL_LOG_LEVEL="warning",
     )
     hivecall = [sys.executable, "-m", "hivecall"]
