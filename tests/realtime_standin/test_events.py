@@ -63,6 +63,27 @@ def errors(out: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "item.type",
         ),
         ({"type": "response.cancel"}, "response_cancel_not_active", None),
+        (
+            {"type": "conversation.item.create", "item": {"type": "message", "role": "robot"}},
+            "invalid_value",
+            "item.role",
+        ),
+        (
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "message", "role": "system", "content": [{"type": "text"}]},
+            },
+            "invalid_value",
+            "item.content[0].type",
+        ),
+        (
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "message", "role": "user", "content": [{"type": "input_text"}]},
+            },
+            "missing_required_parameter",
+            "item.content[0].text",
+        ),
     ],
 )
 async def test_bad_client_events_get_error_events(
@@ -77,6 +98,29 @@ async def test_bad_client_events_get_error_events(
     if isinstance(event, dict) and "event_id" in event:
         assert error["event_id"] == event["event_id"]
     assert s.errors == [error]
+    assert_sdk_parses(out)
+
+
+async def test_client_messages_join_the_conversation_without_a_response() -> None:
+    s, out = session()
+    note = {"type": "input_text", "text": "Progress: step 2 of 5"}
+    await feed(
+        s,
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "system", "content": [note]},
+        },
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": [note, note]},
+        },
+    )
+    assert s.messages == [
+        ("system", "Progress: step 2 of 5"),
+        ("user", "Progress: step 2 of 5Progress: step 2 of 5"),
+    ]
+    assert [e["type"] for e in out] == ["conversation.item.added", "conversation.item.done"] * 2
+    assert not s.responses and not errors(out)
     assert_sdk_parses(out)
 
 

@@ -16,7 +16,7 @@ import openai
 
 from hivecall.errors import BadRequest, UpstreamError
 from hivecall.settings import Settings
-from hivecall.voice.tool import realtime_tool
+from hivecall.voice.tool import realtime_tools
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def session_config(settings: Settings, instructions: str) -> dict[str, Any]:
             },
             "output": {"voice": settings.realtime_voice},
         },
-        "tools": [realtime_tool()],
+        "tools": realtime_tools(),
         "tool_choice": "auto",
     }
 

@@ -26,7 +26,7 @@ from hivecall.settings import describe
 from hivecall.store.models import Call
 from hivecall.voice.instructions import greeting, instructions
 from hivecall.voice.local.service import MAX_OFFER_BYTES, Tuning
-from hivecall.voice.tool import realtime_tool
+from hivecall.voice.tool import realtime_tools
 from hivecall.web.http import authed, hub_of, ok, read_json
 from hivecall.web.views import turn_view
 
@@ -140,7 +140,7 @@ async def start(request: Request) -> Response:
     call = await recording
     out = CallView(call, hub.bridge.view(agent)).as_dict()
     out["realtime"] = secret.as_dict() | {
-        "tools": [realtime_tool()],
+        "tools": realtime_tools(),
         "greeting": greeting(agent.name),
     }
     return ok({"call": out}, 201)

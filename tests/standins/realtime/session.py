@@ -40,6 +40,41 @@ def chunks(text: str, size: int = 12) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
+# The content a client may give a message item, by role (GA: input_* in, output_* out).
+CONTENT_TYPES = {
+    "system": ("input_text",),
+    "user": ("input_text", "input_audio", "input_image"),
+    "assistant": ("output_text", "output_audio"),
+}
+
+
+def message_problem(item: dict[str, Any]) -> tuple[str, str, str] | None:
+    """Why the service would refuse a client's message item: (code, param, message), or None."""
+    role = item.get("role")
+    if role not in CONTENT_TYPES:
+        supported = "'user', 'assistant', and 'system'"
+        message = f"Invalid value: '{role}'. Supported values are: {supported}."
+        return "invalid_value", "item.role", message
+    content = item.get("content")
+    if not isinstance(content, list) or not content:
+        return "missing_required_parameter", "item.content", missing("item.content")
+    allowed = CONTENT_TYPES[role]
+    for index, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind not in allowed:
+            supported = ", ".join(f"'{t}'" for t in allowed)
+            message = f"Invalid value: '{kind}'. Supported values for {role} are: {supported}."
+            return "invalid_value", f"item.content[{index}].type", message
+        if kind in ("input_text", "output_text") and not isinstance(part.get("text"), str):
+            param = f"item.content[{index}].text"
+            return "missing_required_parameter", param, missing(param)
+    return None
+
+
+def missing(param: str) -> str:
+    return f"Missing required parameter: '{param}'."
+
+
 class RealtimeSession:
     def __init__(
         self,
@@ -92,6 +127,15 @@ class RealtimeSession:
         """The output of the last function_call_output item the client created."""
         outputs = [i["output"] for i in self.items if i.get("type") == "function_call_output"]
         return str(outputs[-1]) if outputs else None
+
+    @property
+    def messages(self) -> list[tuple[str, str]]:
+        """(role, text) of each message item the client created, in order."""
+        return [
+            (str(i["role"]), "".join(str(part.get("text", "")) for part in i["content"]))
+            for i in self.items
+            if i.get("type") == "message"
+        ]
 
     @property
     def transcripts(self) -> list[str]:
@@ -231,6 +275,11 @@ class RealtimeSession:
             for key in ("call_id", "output"):
                 if not isinstance(item.get(key), str):
                     return await self._missing(f"item.{key}", event)
+        if kind == "message" and (problem := message_problem(item)) is not None:
+            code, param, message = problem
+            return await self.emit(
+                error_event(message, code=code, param=param, event_id=event.get("event_id"))
+            )
         item = {"id": new_id("item"), "object": "realtime.item", "status": "completed", **item}
         self.items.append(item)
         if kind == "function_call_output":

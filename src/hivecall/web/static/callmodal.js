@@ -1,8 +1,11 @@
 // The call modal: live phase, the latest response's caption, the user's last words,
-// "working on it" while a tool turn runs, mic state, mute, end and a timer. A cloud call adds
-// the room panel (cloud.js): participants, who is speaking, captions, invite, add agent.
+// "working on it" while a tool turn runs, the agent's work (turnlist.js: each turn's progress
+// lines, elapsed time and a Stop button, kept after it ends), mic state, mute, end and a timer.
+// A cloud call adds the room panel (cloud.js): participants, who is speaking, captions, invite,
+// add agent.
 import { Call } from "/static/call.js";
 import { mountCloudPanel } from "/static/cloud.js";
+import { TurnList } from "/static/turnlist.js";
 
 const PHASE_LABEL = {
   ringing: "Ringing…", connecting: "Connecting…", talking: "On the call",
@@ -19,6 +22,7 @@ const TEMPLATE = `
     <p id="call-caption" class="caption" aria-live="polite"></p>
     <p id="call-working" class="working" hidden>Working on it…</p>
     <p id="call-user" class="muted"></p>
+    <div id="call-turns" class="call-turns" role="region" aria-label="The agent's work" aria-live="polite" hidden></div>
     <div id="call-cloud" hidden></div>
     <p id="call-error" class="error" role="alert" hidden></p>
     <p class="row"><button id="call-mute" type="button">Mute</button>
@@ -39,6 +43,7 @@ export function openCallModal({ api, agent, mode, onClose }) {
   const call = new Call({ api, agent, mode, audio: $("call-audio") });
   let timer = null;
   let panel = null;
+  const work = new TurnList($("call-turns"), { onStop: (id) => call.stopTurn(id) });
   dialog.classList.remove("cloud");
 
   const render = () => {
@@ -63,22 +68,33 @@ export function openCallModal({ api, agent, mode, onClose }) {
     $("call-mute").disabled = !(v.mic === "live" || v.mic === "muted") || call.finished;
     $("call-end").hidden = call.finished;
     $("call-close").hidden = !call.finished;
-    if (v.talkingSince && !timer && !call.finished) timer = setInterval(tick, 1000);
-    if (call.finished && timer) { clearInterval(timer); timer = null; }
+    work.render(v.turns);
+    // The clocks move while the call is up, and after it while the agent still works.
+    const moving = (v.talkingSince && !call.finished) || v.turns.some((t) => t.status === "running");
+    if (moving && !timer) timer = setInterval(tick, 1000);
+    if (!moving && timer) { clearInterval(timer); timer = null; }
     tick();
   };
   const tick = () => {
-    const since = call.view.talkingSince;
-    if (!since) return;
-    const s = Math.floor((Date.now() - since) / 1000);
+    const v = call.view;
+    work.tick(v.turns);
+    if (!v.talkingSince || (call.finished && $("call-timer").dataset.stopped)) return;
+    const s = Math.floor((Date.now() - v.talkingSince) / 1000);
     $("call-timer").textContent = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+    if (call.finished) $("call-timer").dataset.stopped = "1";
   };
 
   call.addEventListener("change", render);
   $("call-mute").onclick = () => call.toggleMute();
   $("call-end").onclick = () => call.end();
   $("call-close").onclick = () => dialog.close();
-  dialog.onclose = () => { call.end(); panel?.unmount(); if (timer) clearInterval(timer); onClose?.(call); };
+  dialog.onclose = () => {
+    call.end();
+    call.dispose();
+    panel?.unmount();
+    if (timer) clearInterval(timer);
+    onClose?.(call);
+  };
   dialog.oncancel = (e) => { if (!call.finished) e.preventDefault(); };
   dialog.showModal();
   render();

@@ -2,6 +2,8 @@
 import { makeApi } from "/static/api.js";
 import { openCallModal } from "/static/callmodal.js";
 import { setupPhonePanel } from "/static/phone.js";
+import { progressList, statusLabel } from "/static/turnlist.js";
+import { clock } from "/static/turns.js";
 
 const $ = (id) => document.getElementById(id);
 const api = makeApi();
@@ -82,12 +84,26 @@ async function loadCalls() {
 }
 
 async function showCall(id) {
-  const { call, lines } = await api(`/api/calls/${id}`);
+  const { call, lines, turns } = await api(`/api/calls/${id}`);
   $("call-detail-title").textContent = `${call.agent.name} · ${when(call.created_at)} · ${call.state}`;
   const who = { user: "You", agent: call.agent.name, tool: "→ agent", error: "error", phase: "·" };
-  $("call-lines").replaceChildren(...lines.map((l) =>  // cloud calls name each line's speaker
-    el("li", { className: `line-${l.kind}` }, el("b", {}, `${l.speaker || who[l.kind] || l.kind}: `), l.text)));
+  const turnOf = new Map((turns || []).map((t) => [t.id, t]));
+  $("call-lines").replaceChildren(...lines.map((l) => {  // cloud calls name each line's speaker
+    const item = el("li", { className: `line-${l.kind}` }, el("b", {}, `${l.speaker || who[l.kind] || l.kind}: `), l.text);
+    const turn = l.kind === "tool" && turnOf.get(l.turn_id);
+    if (turn) item.append(turnSummary(turn));
+    return item;
+  }));
   $("call-detail").hidden = false;
+}
+
+// A tool line's turn in the history: how it ended, how long it ran, what it reported meanwhile.
+function turnSummary(t) {
+  const box = el("div", { className: "line-turn" }, el("span", { className: `state-${t.status}` },
+    ` ${statusLabel(t)}`), t.duration_ms != null ? ` · ${clock(t.duration_ms)}` : "");
+  box.dataset.turnId = t.id;
+  if (t.progress?.length) box.append(progressList(t.progress));
+  return box;
 }
 
 // -- settings ----------------------------------------------------------------------------
