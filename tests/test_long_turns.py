@@ -318,7 +318,12 @@ async def test_a_phone_follows_only_its_own_calls_turns(
     owners = (await start(client, "echo", "private"))["turn_id"]
     async with client.stream("GET", f"/api/turns/{own}/events", headers=headers) as s:
         assert s.status_code == 200
-    for path in (f"/api/turns/{owners}/events", f"/api/turns/{owners}/cancel"):
+    assert (await client.get(f"/api/turns/{own}", headers=headers)).status_code == 200
+    for path in (
+        f"/api/turns/{owners}",
+        f"/api/turns/{owners}/events",
+        f"/api/turns/{owners}/cancel",
+    ):
         method = "POST" if path.endswith("cancel") else "GET"
         r = await client.request(method, path, headers=headers)
         assert (r.status_code, r.json()["error"]["code"]) == (404, "turn_not_found")

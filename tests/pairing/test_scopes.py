@@ -35,6 +35,7 @@ DEVICE_ROUTES = {
     ("DELETE", "/api/calls/{call_id}/invites/{invite_id}"),
     # A phone follows and stops the turns of its own calls (others' are reported missing:
     # tests/test_long_turns.py).
+    ("GET", "/api/turns/{turn_id}"),
     ("GET", "/api/turns/{turn_id}/events"),
     ("POST", "/api/turns/{turn_id}/cancel"),
 }

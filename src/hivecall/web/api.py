@@ -17,10 +17,11 @@ from hivecall.auth import WORKER_SCOPE
 from hivecall.bridge import TurnRequest
 from hivecall.calls import CallLineIn
 from hivecall.compat.openai import SSE_HEADERS, MessageIn, completion, history_of, sse
-from hivecall.errors import BadRequest, Forbidden, NotFound
+from hivecall.errors import BadRequest, Forbidden
 from hivecall.turn_handle import started_line
 from hivecall.web.calls_api import open_call
 from hivecall.web.http import authed, hub_of, ok, read_json
+from hivecall.web.turns_api import visible_turn
 from hivecall.web.views import turn_view
 
 SESSION_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
@@ -220,11 +221,8 @@ async def turns_list(request: Request) -> Response:
 
 
 async def turns_show(request: Request) -> Response:
-    await authed(request)
-    turn = await hub_of(request).bridge.get_turn(request.path_params["turn_id"])
-    if turn is None:
-        raise NotFound("no such turn", code="turn_not_found")
-    return ok({"turn": turn_view(turn)})
+    """One turn: the owner's any, a phone's or worker's only of its own calls."""
+    return ok({"turn": turn_view(await visible_turn(request))})
 
 
 routes = [

@@ -19,7 +19,8 @@ from hivecall.auth import WORKER_SCOPE, Principal
 from hivecall.calls import TERMINAL, CallLineIn, CallView
 from hivecall.calls.modes import all_modes, resolve
 from hivecall.calls.records import line_view
-from hivecall.errors import BadRequest, Conflict, HivecallError
+from hivecall.calls.state import FROM, reached
+from hivecall.errors import BadRequest, Conflict, HivecallError, PayloadTooLarge
 from hivecall.hub import Hub
 from hivecall.preferences import SettingsPatch
 from hivecall.settings import describe
@@ -181,9 +182,7 @@ async def local_offer(request: Request) -> Response:
         raise HivecallError(
             "send the offer as application/sdp", code="unsupported_media_type", status=415
         )
-    body = await request.body()
-    if len(body) > MAX_OFFER_BYTES:
-        raise HivecallError("the offer is too large", code="body_too_large", status=413)
+    body = await _read_offer(request)
     try:
         offer = body.decode()
     except UnicodeDecodeError as e:
@@ -201,6 +200,21 @@ async def local_offer(request: Request) -> Response:
         media_type="application/sdp",
         headers={"location": f"/api/calls/{call.id}"},
     )
+
+
+async def _read_offer(request: Request) -> bytes:
+    """The offer's bytes, refused (413) by its Content-Length or as soon as it passes the
+    limit, never read whole first: a client may stream far more than it declares."""
+    too_large = PayloadTooLarge(f"the offer is larger than {MAX_OFFER_BYTES} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_OFFER_BYTES:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_OFFER_BYTES:
+            raise too_large
+    return bytes(body)
 
 
 async def history(request: Request) -> Response:
@@ -242,6 +256,7 @@ async def events(request: Request) -> Response:
     body = await read_json(request, EventsIn)
     if not hub.calls.accepts_lines(call):
         raise Conflict(f"the call has already {call.state}", code="call_finished")
+    check_phases(call.state, body.events)
     pending: list[CallLineIn] = []
     for ev in body.events:
         if isinstance(ev, PhaseEvent):
@@ -259,6 +274,17 @@ async def events(request: Request) -> Response:
             pending.append(CallLineIn(kind="error", text=f"{ev.code}: {ev.message}".strip()))
     await hub.calls.add_lines(call, pending)
     return ok({"call": await view_of(hub, await hub.calls.get(call.id))})
+
+
+def check_phases(state: str, events: list[Event]) -> None:
+    """Refuse a batch (409, nothing written) when one of its phases cannot follow the call's
+    state and the phases before it: its earlier lines would be kept while the page, told the
+    batch failed, sends them again."""
+    for ev in events:
+        if isinstance(ev, PhaseEvent) and not reached(state, ev.phase):
+            if state not in FROM[ev.phase]:
+                raise Conflict(f"the call has already {state}", code="call_finished")
+            state = ev.phase
 
 
 async def end(request: Request) -> Response:

@@ -2,8 +2,9 @@
 
 `GET /api/turns/{id}/events` streams server-sent events — `progress` {at, text}, `delta` {text},
 `done` {turn_id, status, text, error_code, duration_ms} — starting with what already happened,
-so a subscriber that comes late misses nothing. `POST /api/turns/{id}/cancel` stops a running
-turn (its agent's whole process group) and answers at once; the turn ends `cancelled`.
+so a subscriber that comes late misses nothing; a stream that fails ends with `error` (the one
+error shape) instead. `POST /api/turns/{id}/cancel` stops a running turn (its agent's whole
+process group) and answers at once; the turn ends `cancelled`.
 
 The owner may follow any turn; a phone or a cloud call's worker only the turns of its own calls
 (a turn outside them is reported missing, so ids do not leak).
@@ -13,18 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from hivecall.auth import WORKER_SCOPE
-from hivecall.errors import Conflict, NotFound
+from hivecall.errors import Conflict, HivecallError, NotFound
 from hivecall.hub import Hub
 from hivecall.store.models import Turn
 from hivecall.turn_handle import FINISHED, TurnEvent, TurnHandle
 from hivecall.web.http import authed, hub_of, ok
+
+log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 15.0
 # A turn another hivecall process runs (the CLI's `ask`) is followed through the store.
@@ -50,8 +55,12 @@ async def visible_turn(request: Request) -> Turn:
 
 
 def frame(event: TurnEvent) -> bytes:
-    data = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
-    return f"event: {event.kind}\ndata: {data}\n\n".encode()
+    return sse_frame(event.kind, event.data)
+
+
+def sse_frame(kind: str, payload: dict[str, Any]) -> bytes:
+    data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return f"event: {kind}\ndata: {data}\n\n".encode()
 
 
 async def _from_store(hub: Hub, turn: Turn) -> AsyncIterator[TurnEvent]:
@@ -72,6 +81,8 @@ async def _from_store(hub: Hub, turn: Turn) -> AsyncIterator[TurnEvent]:
             return
         await asyncio.sleep(POLL_S)
         row = await hub.bridge.get_turn(turn.id)
+    # Gone before it ended (its agent was removed): an error, not an end that looks complete.
+    raise NotFound("the turn is gone", code="turn_not_found")
 
 
 async def events_of(hub: Hub, turn: Turn) -> AsyncIterator[TurnEvent]:
@@ -81,6 +92,14 @@ async def events_of(hub: Hub, turn: Turn) -> AsyncIterator[TurnEvent]:
     source = live.events() if live is not None else _from_store(hub, turn)
     async for event in source:
         yield event
+
+
+def failure(e: Exception) -> bytes:
+    """An `error` event in the one error shape (errors.py)."""
+    if not isinstance(e, HivecallError):
+        log.error("a turn's events failed", exc_info=e)
+        e = HivecallError("the hub hit an unexpected error")
+    return sse_frame("error", e.as_dict())
 
 
 async def _sse(events: AsyncIterator[TurnEvent]) -> AsyncIterator[bytes]:
@@ -95,10 +114,16 @@ async def _sse(events: AsyncIterator[TurnEvent]) -> AsyncIterator[bytes]:
                 continue
             try:
                 event = pending.result()
+                data = frame(event)
             except StopAsyncIteration:
                 return
+            except Exception as e:
+                # The headers are sent: say what went wrong and end, so the client neither
+                # gets half a frame nor a stream that ends as if nothing were missing.
+                yield failure(e)
+                return
             pending = None
-            yield frame(event)
+            yield data
             if event.kind == "done":
                 return
     finally:
