@@ -2,9 +2,9 @@
 
 Found by tests/test_schemathesis.py on PostgreSQL: a NUL anywhere a request's text reaches a
 query (a body field, a path or query parameter) is a 500 there, and an agent's answer with a
-NUL leaves its turn `running` forever (the caller heard `done`). SQLite stores them. Expected
-to fail on PostgreSQL until the hub refuses NUL at its edge (read_json, the path and query)
-and strips it from runtime output; `strict` makes the fix flip these to passing loudly.
+NUL left its turn `running` forever (the caller heard `done`). SQLite stores them. The hub
+now refuses NUL at its edge (read_json, the path and query: 400) and strips it from what
+reaches the bridge (runtime output, HiveMind and voice input), on both stores alike.
 """
 
 from __future__ import annotations
@@ -13,17 +13,8 @@ import sys
 from pathlib import Path
 
 import httpx
-import pytest
 
 NUL = "a\x00b"
-
-
-@pytest.fixture(autouse=True)
-def _known_on_postgresql(request: pytest.FixtureRequest, database_url: str) -> None:
-    if database_url.startswith("postgresql"):
-        request.applymarker(
-            pytest.mark.xfail(strict=True, reason="PostgreSQL text cannot hold NUL (U+0000)")
-        )
 
 
 async def test_nul_in_a_request_is_never_a_server_error(client: httpx.AsyncClient) -> None:
@@ -38,7 +29,7 @@ async def test_nul_in_a_request_is_never_a_server_error(client: httpx.AsyncClien
         ("GET", "/api/pairing/a%00b", None),
     ]:
         r = await client.request(method, path, json=body)
-        assert r.status_code < 500, (method, path, r.text)
+        assert r.status_code == 400, (method, path, r.text)
 
 
 async def test_an_answer_with_nul_is_recorded(client: httpx.AsyncClient, workspace: Path) -> None:

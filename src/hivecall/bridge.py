@@ -465,7 +465,8 @@ class Bridge:
     async def start_or_join(self, req: TurnRequest) -> tuple[TurnHandle, bool]:
         """As `start`, and whether the turn is new: a tool call sent again (same call_id and
         tool_call_id) joins the turn it started the first time instead of starting another."""
-        message = req.message.strip()
+        # NUL fits no store's text (PostgreSQL refuses it); HiveMind and voice input too.
+        message = req.message.replace("\x00", "").strip()
         if not message:
             raise BadRequest("the message is empty", code="empty_message")
         if len(message) > self._max_chars:
@@ -593,8 +594,8 @@ class Bridge:
                 turn = await self._turn_input(handle, req, message, runtime.wants_context)
                 async for piece in runtime.stream(turn):
                     if isinstance(piece, Progress):
-                        progress.offer(piece.text)
-                    elif kept := handle.add_delta(piece):
+                        progress.offer(piece.text.replace("\x00", ""))
+                    elif kept := handle.add_delta(piece.replace("\x00", "")):
                         pieces.append(kept)
         except RuntimeFailure as e:
             status, code, error, spoken = "failed", e.code, e.message, e.spoken

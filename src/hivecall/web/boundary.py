@@ -181,6 +181,9 @@ class Rules:
                 f"this hub does not answer to the name{shown}: add it to allowed_hosts "
                 "(HIVECALL_ALLOWED_HOSTS)",
             )
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            # No store keeps NUL in text (PostgreSQL refuses it): refused before it gets there.
+            return 400, "invalid_request", "the address must not contain NUL (%00) characters"
         origin = seen.get("origin")
         if self.is_compat(scope["path"]):
             if origin is not None and origin_of(origin) not in self.compat_origins:

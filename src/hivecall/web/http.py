@@ -66,10 +66,22 @@ async def read_json(request: Request, model: type[M]) -> M:
         raise BadRequest("the request body is not valid JSON", code="malformed_json") from e
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a JSON object", code="malformed_json")
+    if _has_nul(data):  # no store keeps NUL in text (PostgreSQL refuses it)
+        raise BadRequest("text must not contain NUL (U+0000) characters", code="invalid_request")
     try:
         return model.model_validate(data)
     except ValidationError as e:
         raise BadRequest(_describe(e), code="invalid_request") from e
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _describe(e: ValidationError) -> str:
