@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,13 @@ from tests.livekit_standin.server import LiveKitStandin
 def livekit() -> Iterator[LiveKitStandin]:
     with LiveKitStandin(api_key=LIVEKIT_API_KEY, api_secret=LIVEKIT_API_SECRET) as standin:
         yield standin
+
+
+@pytest.fixture
+def hub_overrides() -> dict[str, Any]:
+    """Settings the worker tests' live hub (worker_fixtures.live_hub) runs with beyond its own:
+    a test module overrides this fixture, e.g. for PostgreSQL or a short voice_ack_s."""
+    return {}
 
 
 @pytest.fixture

@@ -70,7 +70,7 @@ async def test_the_claim_chain_runs_a_turn_in_the_call_and_nothing_else(
     assert claim.agents == ("echo",)
 
     # ask: the bridge runs the turn on the call's agent, recorded on the call.
-    assert await hub_client.ask("what changed?") == ECHO_SAYS + "what changed?"
+    assert (await hub_client.ask("what changed?")).text == ECHO_SAYS + "what changed?"
     await hub_client.report(
         [
             PhaseEvent("talking"),
@@ -102,7 +102,7 @@ async def test_the_claim_chain_runs_a_turn_in_the_call_and_nothing_else(
             assert r.status_code == 403, (path, r.text)
     # ...nor relay into another call, or report there.
     hub_client.use(dataclasses.replace(claim, call_id=other["id"]))
-    said = await hub_client.ask("delete everything")
+    said = (await hub_client.ask("delete everything")).text
     assert said.startswith("I could not reach the computer agent: ")
     with pytest.raises(HubError) as caught:
         await hub_client.report([LineEvent("user", "hello")])
@@ -162,7 +162,7 @@ async def test_an_unreachable_hub_is_a_retryable_error_and_still_something_to_sa
                 agents=("echo",),
             )
         )
-        said = await client.ask("status?")
+        said = (await client.ask("status?")).text
         assert said.startswith("I could not reach the computer agent: cannot reach the hub")
 
 
@@ -188,7 +188,7 @@ async def test_errors_in_other_shapes_still_raise_hub_error() -> None:
         return httpx.Response(200, json={"ok": True, "text": ""})
 
     client = HubClient(
-        base_url="http://hub.test",
+        base_url="http://127.0.0.1:8765",
         livekit_api_key=LIVEKIT_API_KEY,
         livekit_api_secret=LIVEKIT_API_SECRET,
         transport=httpx.MockTransport(answer),
@@ -201,7 +201,7 @@ async def test_errors_in_other_shapes_still_raise_hub_error() -> None:
         client.use(
             Claim(token="hcw_x", call_id="call_x", room="r", agent=_agent(), agents=("echo",))
         )
-        assert await client.ask("hello?") == "The computer agent gave no answer."
+        assert (await client.ask("hello?")).text == "The computer agent gave no answer."
 
 
 def _agent() -> ClaimedAgent:
@@ -224,7 +224,7 @@ async def test_an_added_agent_relays_its_turns_into_the_same_call(
             claim = await second.claim(call["id"], helper, "AJ_second")
             assert claim.agent.name == "helper" and claim.agent.voice != "marin"
             assert claim.agents == ("echo", "helper")
-            said = await second.ask("what is left?")
+            said = (await second.ask("what is left?")).text
             assert said == HELPER_SAYS + "what is left?", said
     shown = await call_record(owner, call["id"])
     assert [(t["agent_id"], t["message"]) for t in shown["turns"]] == [(helper, "what is left?")]

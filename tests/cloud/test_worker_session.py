@@ -15,9 +15,10 @@ from livekit import rtc
 
 from hivecall.cloud import worker
 from hivecall.cloud.hubclient import HubClient
+from hivecall.cloud.running_turns import RunningTurns
 from hivecall.cloud.worker import CallFloor, Room, Session, attend, call_agent, call_session
 from hivecall.settings import Settings
-from hivecall.voice.tool import NAME
+from hivecall.voice.tool import CANCEL_NAME, NAME
 from tests.cloud.worker_fakes import FakeRoom, agent, person
 from tests.cloud.worker_fixtures import (  # noqa: F401 (fixtures)
     call_record,
@@ -83,7 +84,7 @@ async def test_the_tool_reaches_the_bridge_with_the_call_token(
 
     session = call_session(worker_settings, claim)
     try:
-        await session.start(call_agent(claim, hub_client))
+        await session.start(call_agent(claim, hub_client, RunningTurns(session, hub_client)))
         result = await session.run(user_input="Run the tests.")
         result.expect.next_event().is_function_call(
             name=NAME, arguments={"message": "run the tests"}
@@ -109,7 +110,7 @@ async def test_the_tool_reaches_the_bridge_with_the_call_token(
     assert audio["input"]["transcription"]["model"] == worker_settings.realtime_transcribe_model
     detection = audio["input"]["turn_detection"]
     assert detection["create_response"] is False and detection["interrupt_response"] is False
-    assert [t["name"] for t in socket.session["tools"]] == [NAME]
+    assert [t["name"] for t in socket.session["tools"]] == [NAME, CANCEL_NAME]
     assert socket.session["model"] == worker_settings.realtime_model
     assert socket.transcripts == [f"The agent says: {ECHO_SAYS}run the tests"]
 
@@ -149,7 +150,7 @@ async def test_the_floor_decides_when_the_model_answers(
     )
     heard: list[str] = []
     try:
-        await session.start(call_agent(claim, hub_client))
+        await session.start(call_agent(claim, hub_client, RunningTurns(session, hub_client)))
         socket = await conversation(realtime)
 
         async def say(text: str, *, answered: bool) -> None:
@@ -239,7 +240,7 @@ async def test_the_agent_greets_the_first_person_and_ends_the_call_when_all_left
         return str((await call_record(owner, call["id"]))["call"]["state"])
 
     try:
-        await session.start(call_agent(claim, hub_client))
+        await session.start(call_agent(claim, hub_client, RunningTurns(session, hub_client)))
         socket = await conversation(realtime)
         closed = asyncio.Event()
         attending = asyncio.create_task(
@@ -276,7 +277,7 @@ async def test_nobody_coming_ends_the_call_and_being_removed_just_leaves(
     claim = await hub_client.claim(call["id"], call["agent"]["id"], "AJ_alone")
     session = call_session(worker_settings, claim)
     try:
-        await session.start(call_agent(claim, hub_client))
+        await session.start(call_agent(claim, hub_client, RunningTurns(session, hub_client)))
         socket = await conversation(realtime)
         fake = FakeRoom()
         room = Room(cast(rtc.Room, fake), me=claim.agent.name, known=claim.agents)

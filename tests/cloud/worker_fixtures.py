@@ -34,8 +34,10 @@ def live_hub(
     workspace: Path,
     livekit: LiveKitStandin,
     realtime: RealtimeStandin,
+    hub_overrides: dict[str, Any],
 ) -> Iterator[LiveHub]:
-    """The hub over HTTP with cloud calls on; its only agent is the seeded `echo`."""
+    """The hub over HTTP with cloud calls on (and `hub_overrides`, from tests/cloud/conftest.py
+    or the test module); its only agent is the seeded `echo`."""
     yield from serve_hub(
         tmp_path,
         environ=environ,
@@ -45,6 +47,7 @@ def live_hub(
         livekit_url=livekit.url,
         livekit_api_key=LIVEKIT_API_KEY,
         livekit_api_secret=LIVEKIT_API_SECRET,
+        **hub_overrides,
     )
 
 

@@ -4,7 +4,9 @@ The worker proves itself with a short LiveKit token signed with the LiveKit key 
 already holds (identity "hivecall-worker", the `agent` grant, 60 seconds) and trades it at
 `POST /api/cloud/claim` for what the job needs: the agent's instructions, voice and greeting, and
 a bearer token scoped to that one call. Everything after uses that token: `/api/phone` for
-`ask_computer_agent` turns and `/api/calls/{id}/events` for phases and transcript lines.
+`ask_computer_agent` turns, `/api/turns/{id}/events` and `/cancel` to follow and stop a turn
+that is still running when the hub answered, and `/api/calls/{id}/events` for phases and
+transcript lines.
 
 Every hub error arrives as `{"error": {"code", "message"}}` and is raised as `HubError`. Tokens
 and keys are never logged or put in an error.
@@ -12,8 +14,11 @@ and keys are never logged or put in an error.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
@@ -26,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hivecall.cloud.livekit import WORKER_IDENTITY
 from hivecall.errors import HivecallError
 from hivecall.settings import Settings
+from hivecall.turn_handle import EventKind, TurnEvent
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +41,15 @@ TIMEOUT = 10.0
 ASK_MARGIN = 30.0
 MAX_EVENTS = 50  # per report request (the hub's limit)
 MAX_LINE_CHARS = 4000
+# Following a turn: the hub sends a keep-alive comment every 15 s, so a stream silent for longer
+# than FOLLOW_IDLE is dead; it is reopened (and replayed) after a pause growing to RETRY_MAX_S,
+# until the hub has not answered for FOLLOW_GIVE_UP seconds (long enough for a hub restart).
+FOLLOW_IDLE = 45.0
+FOLLOW_GIVE_UP = 120.0
+RETRY_FIRST_S = 0.25
+RETRY_MAX_S = 5.0
+_TURN_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+EVENT_KINDS: dict[str, EventKind] = {"progress": "progress", "delta": "delta", "done": "done"}
 
 
 class HubError(HivecallError):
@@ -102,6 +117,20 @@ class LineEvent:
 CallEvent = PhaseEvent | LineEvent
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What `/api/phone` answered: the text to speak and, for work still going on when the hub
+    stopped waiting (status "running"), the turn to follow."""
+
+    text: str
+    turn_id: str = ""
+    status: str = ""  # "done", "failed", "running", ...; "" when the hub said nothing usable
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running" and bool(self.turn_id)
+
+
 class _AgentOut(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: str
@@ -136,12 +165,17 @@ class HubClient:
         livekit_api_secret: str,
         timeout: float = TIMEOUT,
         ask_timeout: float = 600.0 + ASK_MARGIN,
+        follow_idle: float = FOLLOW_IDLE,
+        follow_give_up: float = FOLLOW_GIVE_UP,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._key = livekit_api_key
         self._secret = livekit_api_secret
         self._ask_timeout = ask_timeout
+        self._timeout = timeout
+        self._follow_idle = follow_idle
+        self._follow_give_up = follow_give_up
         self._http = httpx.AsyncClient(
             base_url=self.base_url, timeout=timeout, transport=transport, follow_redirects=False
         )
@@ -216,24 +250,113 @@ class HubClient:
             raise HubError("the job has not been claimed yet", code="not_claimed", status=409)
         return self._claim
 
-    async def ask(self, message: str) -> str:
-        """One `ask_computer_agent` turn. Always returns something to say: the agent's answer,
-        or a short sentence saying why there is none."""
+    async def ask(self, message: str, *, tool_call_id: str | None = None) -> Answer:
+        """One `ask_computer_agent` turn. Always has something to say: the agent's answer, the
+        hub's short "started" line for long work (then `running`, with the turn to follow), or
+        a short sentence saying why there is none.
+
+        `tool_call_id` is the voice model's id for the tool call: with it the hub starts one
+        turn for it however often it is sent, so a request whose answer was lost on the way is
+        sent once more."""
         claim = self._need_claim()
-        try:
-            data = await self._post(
-                "/api/phone",
-                {"agent_id": claim.agent.id, "message": message, "call_id": claim.call_id},
-                bearer=claim.token,
-                seconds=self._ask_timeout,
+        body: dict[str, Any] = {
+            "agent_id": claim.agent.id,
+            "message": message,
+            "call_id": claim.call_id,
+        }
+        if tool_call_id:
+            body["tool_call_id"] = tool_call_id
+        tries = 2 if tool_call_id else 1
+        for attempt in range(1, tries + 1):
+            try:
+                data = await self._post(
+                    "/api/phone", body, bearer=claim.token, seconds=self._ask_timeout
+                )
+                break
+            except HubError as e:
+                if attempt < tries and _resendable(e):
+                    await asyncio.sleep(RETRY_FIRST_S)
+                    continue
+                log.warning("a tool turn failed", extra={"call_id": claim.call_id, "code": e.code})
+                return Answer(f"I could not reach the computer agent: {e.message}.")
+        if not isinstance(data, dict):
+            return Answer("The computer agent gave no answer.")
+        text, turn_id, status = data.get("text"), data.get("turn_id"), data.get("status")
+        answer = Answer(
+            text=text if isinstance(text, str) and text.strip() else "",
+            turn_id=turn_id if isinstance(turn_id, str) and _TURN_ID.match(turn_id) else "",
+            status=status if isinstance(status, str) else "",
+        )
+        if not answer.text:
+            return Answer("The computer agent gave no answer.", answer.turn_id, answer.status)
+        return answer
+
+    async def follow(self, turn_id: str) -> AsyncIterator[TurnEvent]:
+        """A turn's events (`progress`, `delta`, then `done`) from `/api/turns/{id}/events`.
+
+        The stream replays from the turn's first event on every connection, so when it drops
+        it is reopened and the events already yielded (counted by position) are skipped; `done`
+        always comes through. A turn the hub does not show this call (404), or any other
+        refusal, raises HubError at once; a hub unreachable for `follow_give_up` seconds raises
+        it then."""
+        claim = self._need_claim()
+        if not _TURN_ID.match(turn_id):
+            raise HubError("not a turn id", code="turn_not_found", status=404)
+        path = f"/api/turns/{turn_id}/events"
+        headers = {"authorization": f"Bearer {claim.token}", "accept": "text/event-stream"}
+        timeout = httpx.Timeout(self._timeout, read=self._follow_idle)
+        loop = asyncio.get_running_loop()
+        yielded = 0
+        failures = 0
+        heard = loop.time()  # when the hub last answered
+        while True:
+            try:
+                async with self._http.stream(
+                    "GET", path, headers=headers, timeout=timeout
+                ) as response:
+                    if not response.is_success:
+                        await response.aread()
+                        raise _error_of(response)
+                    heard = loop.time()
+                    failures = 0
+                    position = 0
+                    async for event in sse_events(response.aiter_lines()):
+                        heard = loop.time()
+                        position += 1
+                        if event.kind == "done":
+                            yield event
+                            return
+                        if position > yielded:
+                            yielded = position
+                            yield event
+                problem = HubError("the hub ended a turn's events early", code="hub_unreachable")
+            except httpx.HTTPError as e:
+                problem = HubError(
+                    f"lost the connection to the hub at {self.base_url}", code="hub_unreachable"
+                )
+                problem.__cause__ = e
+            except HubError as e:
+                if not e.retryable:
+                    raise
+                problem = e
+            failures += 1
+            if loop.time() - heard > self._follow_give_up:
+                raise problem
+            log.info(
+                "following a turn again",
+                extra={"turn_id": turn_id, "code": problem.code, "try": failures},
             )
-        except HubError as e:
-            log.warning("a tool turn failed", extra={"call_id": claim.call_id, "code": e.code})
-            return f"I could not reach the computer agent: {e.message}."
-        text = data.get("text") if isinstance(data, dict) else None
-        if not isinstance(text, str) or not text.strip():
-            return "The computer agent gave no answer."
-        return text
+            await asyncio.sleep(min(RETRY_FIRST_S * 2 ** (failures - 1), RETRY_MAX_S))
+
+    async def cancel(self, turn_id: str) -> str:
+        """Stop a running turn of this call; returns the hub's status ("cancelling"). A turn
+        that already ended is HubError 409 `turn_finished`; one the call does not have, 404."""
+        claim = self._need_claim()
+        if not _TURN_ID.match(turn_id):
+            raise HubError("not a turn id", code="turn_not_found", status=404)
+        data = await self._post(f"/api/turns/{turn_id}/cancel", {}, bearer=claim.token)
+        status = data.get("status") if isinstance(data, dict) else None
+        return status if isinstance(status, str) else "cancelling"
 
     async def report(self, events: Sequence[CallEvent]) -> None:
         """Send phases and transcript lines to the call, in order (empty lines are dropped)."""
@@ -267,20 +390,12 @@ class HubClient:
             raise HubError(
                 f"cannot reach the hub at {self.base_url}", code="hub_unreachable"
             ) from e
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
         if response.is_success:
-            return data
-        error = data.get("error") if isinstance(data, dict) else None
-        if isinstance(error, dict) and isinstance(error.get("code"), str):
-            raise HubError(
-                str(error.get("message") or error["code"]),
-                code=error["code"],
-                status=response.status_code,
-            )
-        raise HubError(f"the hub answered HTTP {response.status_code}", status=response.status_code)
+            try:
+                return response.json()
+            except ValueError:
+                return None
+        raise _error_of(response)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -295,3 +410,52 @@ class HubClient:
         _tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _error_of(response: httpx.Response) -> HubError:
+    """The hub's `{"error": {"code", "message"}}` as a HubError (any other body: its status)."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("code"), str):
+        return HubError(
+            str(error.get("message") or error["code"]),
+            code=error["code"],
+            status=response.status_code,
+        )
+    return HubError(f"the hub answered HTTP {response.status_code}", status=response.status_code)
+
+
+def _resendable(e: HubError) -> bool:
+    """A request that may not have been answered: worth sending once more when the hub makes a
+    resend harmless (an idempotency key). A timeout is not: the hub took it and is slow."""
+    return e.code == "hub_unreachable" or e.status in (502, 503, 504)
+
+
+async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[TurnEvent]:
+    """Server-sent events as TurnEvents: `event:` and `data:` lines up to a blank line.
+    Comments (`: keepalive`), other fields, unknown kinds and data that is not a JSON object
+    are skipped."""
+    kind, data = "", []
+    async for line in lines:
+        if line.startswith(":"):
+            continue
+        if line:
+            field_name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field_name == "event":
+                kind = value
+            elif field_name == "data":
+                data.append(value)
+            continue
+        known = EVENT_KINDS.get(kind)
+        if known is not None and data:
+            try:
+                parsed = json.loads("\n".join(data))
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                yield TurnEvent(known, parsed)
+        kind, data = "", []

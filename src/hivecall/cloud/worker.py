@@ -8,7 +8,9 @@ The hub creates a room per cloud call and dispatches this worker (explicit dispa
 2. `entrypoint` (in a job process of its own) claims the job from the hub, which answers with
    the agent's instructions, voice and greeting and a token scoped to that one call; joins the
    room subscribed to people's audio only; and runs an `AgentSession` with OpenAI Realtime and
-   the `ask_computer_agent` tool, which relays to the hub's `/api/phone` with the call token.
+   the `ask_computer_agent` tool, which relays to the hub's `/api/phone` with the call token,
+   and `cancel_computer_agent`. Work still running when the hub answers is followed to its end
+   and its answer said then (running_turns.py).
 3. The Realtime model detects and transcribes turns but never answers on its own
    (`create_response=False`): `CallFloor` applies the floor rule (floor.py) to each utterance
    and asks for a reply only when it is this agent's turn.
@@ -36,13 +38,13 @@ from typing import Any
 
 from livekit import rtc
 from livekit.agents import (
+    NOT_GIVEN,
     Agent,
     AgentServer,
     AgentSession,
     AutoSubscribe,
     JobContext,
     JobRequest,
-    function_tool,
     llm,
     room_io,
 )
@@ -65,9 +67,11 @@ from hivecall.cloud.hubclient import (
     PhaseEvent,
 )
 from hivecall.cloud.livekit import AGENT_ID, KIND, missing_settings, room_name
+from hivecall.cloud.running_turns import RunningTurns
+from hivecall.cloud.running_turns import Session as Session
+from hivecall.cloud.tools import ask_tool, cancel_tool
 from hivecall.errors import ConfigError, HivecallError
 from hivecall.settings import Settings
-from hivecall.voice.tool import DESCRIPTION, NAME, PARAMETERS
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +86,6 @@ LEAVE_GRACE = 5.0  # seconds an empty room gets for someone to come back before 
 START_WITHIN = 3.0  # seconds an agent named earlier gets to start its answer
 FINISH_WITHIN = 90.0  # seconds this agent waits at most for the agents named before it
 HEALTH_PORT = 8081  # the worker's health endpoint (livekit-agents' default)
-
-Session = AgentSession[None]
 
 
 # -- what a job is ---------------------------------------------------------------------------
@@ -283,21 +285,10 @@ def realtime_model(settings: Settings, *, voice: str) -> openai.realtime.Realtim
     )
 
 
-def ask_tool(hub: HubClient) -> llm.RawFunctionTool[..., Any]:
-    """`ask_computer_agent` (voice/tool.py's schema), relayed to the hub's bridge."""
-
-    @function_tool(raw_schema={"name": NAME, "description": DESCRIPTION, "parameters": PARAMETERS})
-    async def ask_computer_agent(raw_arguments: dict[str, object]) -> str:
-        message = str(raw_arguments.get("message") or "").strip()
-        if not message:
-            return "The request was empty: ask the user what they would like done."
-        return await hub.ask(message)
-
-    return ask_computer_agent
-
-
-def call_agent(claim: Claim, hub: HubClient) -> Agent:
-    return Agent(instructions=claim.agent.instructions, tools=[ask_tool(hub)])
+def call_agent(claim: Claim, hub: HubClient, turns: RunningTurns) -> Agent:
+    return Agent(
+        instructions=claim.agent.instructions, tools=[ask_tool(hub, turns), cancel_tool(turns)]
+    )
 
 
 def call_session(settings: Settings, claim: Claim) -> Session:
@@ -354,6 +345,7 @@ class CallFloor:
     room's chat) goes through `heard`: the rule says whether this agent answers, after which
     other agents, and who holds the floor next. Transcript lines go to the hub: people's lines
     from the first agent in the room only (so each is recorded once), this agent's own lines.
+    A reply while this agent's work runs is told its latest progress (`work.brief()`).
     """
 
     def __init__(
@@ -365,10 +357,12 @@ class CallFloor:
         present: Callable[[], Sequence[str]],
         speaker: Callable[[], str] = lambda: "",
         wait_for: Callable[[Sequence[str]], Awaitable[None]] | None = None,
+        work: RunningTurns | None = None,
     ) -> None:
         self.session = session
         self.hub = hub
         self.me = me
+        self.work = work
         self.floor = Floor((me,))
         self.turns: list[Turn] = []
         self._present = present
@@ -421,10 +415,12 @@ class CallFloor:
             return False
         if (before := result.before(self.me)) and self._wait_for is not None:
             await self._wait_for(before)
+        brief = self.work.brief() if self.work is not None else None
+        instructions = brief if brief else NOT_GIVEN
         if typed:
-            self.session.generate_reply(user_input=text)
+            self.session.generate_reply(user_input=text, instructions=instructions)
         else:
-            self.session.generate_reply()
+            self.session.generate_reply(instructions=instructions)
         return True
 
     async def aclose(self) -> None:
@@ -524,6 +520,15 @@ class Room:
         linked = session.room_io.linked_participant
         return (linked.name or linked.identity) if linked else ""
 
+    def others_talking(self) -> bool:
+        """Another agent in the room is thinking or speaking (its session's published state)."""
+        return any(
+            is_agent(p)
+            and (p.name or p.identity) != self.me
+            and p.attributes.get(AGENT_STATE) in BUSY
+            for p in self.room.remote_participants.values()
+        )
+
     async def wait_for_answers(self, names: Sequence[str]) -> None:
         """Let the agents named before this one answer first: each gets START_WITHIN seconds
         to begin and FINISH_WITHIN in all to finish."""
@@ -581,6 +586,7 @@ async def entrypoint(ctx: JobContext, *, settings: Settings) -> None:
     room = Room(ctx.room, me=claim.agent.name, known=claim.agents)
     room.subscribe_humans()
     session = call_session(settings, claim)
+    turns = RunningTurns(session, hub, quiet=lambda: not room.others_talking())
     floor = CallFloor(
         session,
         hub,
@@ -588,6 +594,7 @@ async def entrypoint(ctx: JobContext, *, settings: Settings) -> None:
         present=room.agents,
         speaker=lambda: room.speaker(session),
         wait_for=room.wait_for_answers,
+        work=turns,
     )
     closed = asyncio.Event()
     failure: list[CloseEvent] = []
@@ -600,7 +607,7 @@ async def entrypoint(ctx: JobContext, *, settings: Settings) -> None:
         room.changed.set()
 
     await session.start(
-        call_agent(claim, hub),
+        call_agent(claim, hub, turns),
         room=ctx.room,
         room_options=room_io.RoomOptions(
             participant_kinds=HUMAN_KINDS,
@@ -619,6 +626,7 @@ async def entrypoint(ctx: JobContext, *, settings: Settings) -> None:
                 hub,
                 PhaseEvent("failed", "agent_failed", f"{claim.agent.name}'s voice model stopped"),
             )
+        await turns.aclose()  # the hub's turns go on; their answers stay in the call's history
         await session.aclose()  # its last words still reach the floor's outbox
         await floor.aclose()
         ctx.shutdown("left the call")
