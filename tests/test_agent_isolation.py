@@ -366,6 +366,7 @@ async def test_recovery_kills_the_process_groups_of_unfinished_turns(
         async with second.router.lifespan_context(second):
             turn = await second.state.hub.bridge.get_turn(turn_id)
             assert turn.status == "interrupted" and turn.error_code == "hub_restarted"
+            assert turn.spoken and "restarted" in turn.spoken  # something to say to the caller
         assert await asyncio.to_thread(proc.wait, 5) is not None
         assert bystander.poll() is None  # not ours: left alone
     finally:

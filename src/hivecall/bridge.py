@@ -427,7 +427,12 @@ class Bridge:
             result = await s.execute(
                 update(Turn)
                 .where(Turn.id.in_(orphaned), Turn.status.in_(UNFINISHED))
-                .values(status="interrupted", error_code="hub_restarted", finished_at=_now())
+                .values(
+                    status="interrupted",
+                    error_code="hub_restarted",
+                    spoken="Sorry, the hub restarted while the agent was working, so it stopped.",
+                    finished_at=_now(),
+                )
             )
         count = int(getattr(result, "rowcount", 0) or 0)
         if count:
