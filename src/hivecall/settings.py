@@ -9,6 +9,7 @@ at the edge (the CLI), and passed down; nothing below reads the environment.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,6 +52,22 @@ class Settings:
             "URL people use to reach the hub (default: http://HOST:PORT).", "HIVECALL_PUBLIC_URL"
         ),
     )
+    allowed_hosts: str = field(
+        default="",
+        metadata=_row(
+            "Comma list of more names the hub answers to (Host header) besides loopback, "
+            "public_url's host and this machine's name; * answers to any name.",
+            "HIVECALL_ALLOWED_HOSTS",
+        ),
+    )
+    trusted_proxies: str = field(
+        default="",
+        metadata=_row(
+            "Comma list of proxy addresses (or CIDRs) whose X-Forwarded-For/-Proto the hub "
+            "believes (default: none, the socket's peer is the client).",
+            "HIVECALL_TRUSTED_PROXIES",
+        ),
+    )
     database_url: str = field(
         default="",
         metadata=_row(
@@ -61,7 +78,8 @@ class Settings:
     owner_token: str = field(
         default="",
         metadata=_row(
-            "Owner token; if empty one is generated on first start and shown once.",
+            "Owner token, at least 32 characters; if empty one is generated on first start and "
+            "shown once.",
             "HIVECALL_OWNER_TOKEN",
             secret=True,
         ),
@@ -259,6 +277,14 @@ class Settings:
             "HIVECALL_COMPAT_OPEN_AGENTS",
         ),
     )
+    compat_allowed_origins: str = field(
+        default="",
+        metadata=_row(
+            "Comma list of web page origins (https://host[:port]) that may use the compat API "
+            "from a browser (default: none; requests with another Origin are refused).",
+            "HIVECALL_COMPAT_ALLOWED_ORIGINS",
+        ),
+    )
     # -- HiveMind node (hivemind/) ---------------------------------------------------------------
     hivemind_port: int = field(
         default=5678,
@@ -320,6 +346,30 @@ class Settings:
         metadata=_row(
             "PEM private key of hivemind_tls_cert (default: inside the certificate file).",
             "HIVECALL_HIVEMIND_TLS_KEY",
+        ),
+    )
+    hivemind_require_tls: bool = field(
+        default=False,
+        metadata=_row(
+            "Refuse to start the HiveMind listener without hivemind_tls_cert (wss:// only).",
+            "HIVECALL_HIVEMIND_REQUIRE_TLS",
+        ),
+    )
+    hivemind_min_protocol: int = field(
+        default=1,
+        metadata=_row(
+            "Oldest HiveMind protocol clients may use: 1 (the v1 password handshake, or v3) "
+            "or 3 (v3 Noise only; v1 clients are closed with a reason).",
+            "HIVECALL_HIVEMIND_MIN_PROTOCOL",
+        ),
+    )
+    hivemind_allowed_origins: str = field(
+        default="",
+        metadata=_row(
+            "Comma list of web page origins (https://host[:port]) that may open the HiveMind "
+            "listener from a browser (default: none; any other Origin but the listener's own "
+            "gets 403).",
+            "HIVECALL_HIVEMIND_ALLOWED_ORIGINS",
         ),
     )
 
@@ -454,17 +504,36 @@ def pinned(environ: Mapping[str, str]) -> frozenset[str]:
     )
 
 
+_QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|passwd|pwd)=)[^&#]*")
+
+
+def masked_url(text: str) -> str:
+    """`text` with the password of a URL in it shown as ***: postgresql://user:***@host/db (also
+    libpq's ?password=). Everything up to the last @ counts as the credentials, so an unescaped
+    / or @ in a password cannot end it early; text that is not such a URL comes back as it is."""
+    scheme, sep, rest = text.partition("://")
+    at = rest.rfind("@")
+    if sep and at >= 0:
+        user, colon, _ = rest[:at].partition(":")
+        if colon:
+            rest = f"{user}:***{rest[at:]}"
+    return _QUERY_PASSWORD.sub(r"\1***", f"{scheme}{sep}{rest}")
+
+
 def describe(
     settings: Settings, *, sources: Mapping[str, str] | None = None
 ) -> list[dict[str, object]]:
-    """The table with current values; secrets only say whether they are set.
+    """The table with current values; secrets only say whether they are set, and a URL's
+    password (database_url's, or any other) is shown as ***.
 
     `sources` says where an editable value comes from (environment, dashboard, config).
     """
     out: list[dict[str, object]] = []
     for row in table():
         value = getattr(settings, row.name)
-        shown: object = bool(value) if row.secret else (str(value) if value is not None else None)
+        shown: object = (
+            bool(value) if row.secret else (masked_url(str(value)) if value is not None else None)
+        )
         item: dict[str, object] = {
             "name": row.name,
             "env": list(row.env),

@@ -18,10 +18,11 @@ from hivecall.agents.records import AgentCreate
 from hivecall.app import create_app
 from hivecall.bridge import TurnRequest, TurnResult
 from hivecall.hivemind.client import HiveMindError, HiveMindSolver, Identity
+from hivecall.hivemind.guard import V1_OFF
 from hivecall.hub import Hub
 from hivecall.settings import Settings
 from tests.conftest import OWNER
-from tests.hivemind.conftest import Cred, Hive, free_port
+from tests.hivemind.conftest import Cred, Hive, MakeHive, free_port
 
 
 @pytest.fixture
@@ -139,6 +140,19 @@ async def test_spoken_answer_like_upstreams_solver(hive: Hive) -> None:
     with pytest.raises(HiveMindError) as e:
         await wrong.ask("hello")
     assert e.value.kind == "refused" and "nope-nope" not in str(e.value)
+
+
+async def test_a_v3_only_hub_tells_this_v1_client_why(make_hive: MakeHive) -> None:
+    """hivecall's own client speaks v1 only: a hub with v1 off says so, and so does the error."""
+    async with make_hive(hivemind_min_protocol=3) as hive:
+        cred = await hive.add("script")
+        where = f"127.0.0.1:{hive.port}"
+        solver = HiveMindSolver(Identity.of(where, f"{cred.key}:{cred.password}"))
+        with pytest.raises(HiveMindError) as e:
+            await solver.ask("hello")
+        assert e.value.kind == "refused"
+        assert str(e.value).endswith(f"refused: {V1_OFF}")
+        assert cred.password not in str(e.value)
 
 
 def test_identity_parsing() -> None:

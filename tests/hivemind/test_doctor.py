@@ -49,3 +49,10 @@ async def test_off_misconfigured_and_without_argon2(
     monkeypatch.setattr(noise, "argon2_available", lambda: False)
     rows = dict(await doctor.report(hive_settings, None))
     assert "v3 off: this cryptography has no argon2id" in rows["HiveMind protocols"]
+
+
+async def test_a_v3_only_listener_says_so(hive_settings: Settings) -> None:
+    rows = dict(await doctor.report(hive_settings.replace(hivemind_min_protocol=3), None))
+    assert rows["HiveMind protocols"].startswith("v1 off (hivemind_min_protocol 3); v3 Noise_")
+    refused = await doctor.report(hive_settings.replace(hivemind_require_tls=True), None)
+    assert refused[0][1].startswith("will not start: hivemind_require_tls is on")

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from hivecall.hivemind.connection import Phase
+from hivecall.hivemind.guard import V1_OFF
 from tests.hivemind.conftest import Cred, Hive, MakeHive
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -336,6 +337,53 @@ async def test_v3_client_falls_back_to_v1_without_argon2id(
             assert live_versions(hive) == [1]
         finally:
             await client.aclose()
+
+
+# -- a v3-only hub (hivemind_min_protocol = 3) ---------------------------------------------------
+
+
+async def test_v3_only_hub_answers_the_12_line(make_hive: MakeHive, tmp_path: Path) -> None:
+    async with make_hive(hivemind_min_protocol=3) as hive:
+        cred = await hive.add("satellite")
+        client = await Upstream.run("v12", hive, cred, "utter", tmp_path)
+        try:
+            r = client.result
+            assert r["handshake"] and r["protocol"] == 3 and r["answered"], r
+            assert live_versions(hive) == [3]
+        finally:
+            await client.aclose()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_v3_only_hub_refuses_v1_clients_cleanly(
+    make_hive: MakeHive,
+    tmp_path: Path,
+    version: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """0.4.4 speaks only v1, and the 1.2 line held to v1 too: closed with the reason, before
+    the hub derives anything, and never with an error on the hub's side."""
+    from hivecall.hivemind import server
+
+    derived: list[object] = []
+    monkeypatch.setattr(server, "derive_key", lambda *a: derived.append(a))
+    async with make_hive(hivemind_min_protocol=3) as hive:
+        cred = await hive.add("satellite")
+        with caplog.at_level(logging.INFO, logger="hivecall.hivemind.server"):
+            client = await Upstream.run(
+                version, hive, cred, "utter", tmp_path, extra=LEGACY[version]
+            )
+            try:
+                assert not client.result["handshake"], client.result
+                assert live_state(hive) == []
+            finally:
+                await client.aclose()
+        why = [getattr(r, "why", None) for r in caplog.records]
+        assert V1_OFF in why, caplog.text
+        assert derived == []
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert await hive.hub.bridge.list_turns() == []
 
 
 def test_driver_never_imports_hivecall() -> None:

@@ -195,6 +195,7 @@ async def test_routing_rights(hive: Hive) -> None:
     kind, data = await pa.recv_bus()
     assert kind == "hive.message.refused" and data["msg_type"] == "propagate"
     await hive.clients.set_flag("a", "can_propagate", True)
+    await hive.clients.list_add("a", "allowed_types", "hello.everyone")  # test_routing.py
     await hive.listener.refresh()
     await pa.send(HiveMessage(MsgType.PROPAGATE, inner))
     assert await pb.recv_bus() == ("hello.everyone", {"x": 1})

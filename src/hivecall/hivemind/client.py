@@ -35,6 +35,7 @@ from hivecall.hivemind.crypto import (
     new_iv,
 )
 from hivecall.hivemind.encodings import Encoding
+from hivecall.hivemind.guard import TOO_MANY, V1_OFF
 from hivecall.hivemind.wire import HiveMessage, MsgType, WireError, bus, parse
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,15 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 5678
 HANDLED = "ovos.utterance.handled"
 MAX_FRAME = 1 << 22
+
+
+# Close reasons of a hivecall hub worth passing on as they are (anything else a hub says stays
+# out of errors: it is the remote side's text).
+HUB_REFUSALS = frozenset({V1_OFF, TOO_MANY[1]})
+
+
+def _close_reason(e: ConnectionClosed) -> str:
+    return e.rcvd.reason if e.rcvd is not None else ""
 
 
 class HiveMindError(Exception):
@@ -136,6 +146,9 @@ class HiveMindConnection:
         except (OSError, InvalidHandshake, InvalidURI) as e:
             raise HiveMindError(f"could not reach {identity.where}", kind="unreachable") from e
         except ConnectionClosed as e:
+            said = _close_reason(e)
+            if said in HUB_REFUSALS:  # a hivecall hub that says why (v1 off, rate limited)
+                raise HiveMindError(f"{identity.where} refused: {said}", kind="refused") from e
             raise HiveMindError(
                 f"{identity.where} refused the access key or password", kind="refused"
             ) from e

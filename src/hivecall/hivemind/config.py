@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import ssl
+from urllib.parse import urlsplit
 
 from hivecall.errors import ConfigError
+from hivecall.hivemind import noise
 from hivecall.hivemind.crypto import Cipher
 from hivecall.hivemind.encodings import Encoding
 from hivecall.settings import Settings
+from hivecall.web.boundary import origin_of
 
 PRE_HANDSHAKE_MAX = 8192  # bytes a frame may have before the handshake
+PROTOCOLS = (1, 3)  # what hivemind_min_protocol may say (v2 was never a handshake of its own)
 
 
 def parse_ciphers(text: str) -> tuple[Cipher, ...]:
@@ -45,7 +49,38 @@ def check(settings: Settings) -> None:
         raise ConfigError(f"hivemind_max_frame_bytes must be at least {PRE_HANDSHAKE_MAX}")
     if settings.hivemind_handshake_timeout <= 0:
         raise ConfigError("hivemind_handshake_timeout must be positive")
+    if settings.hivemind_min_protocol not in PROTOCOLS:
+        raise ConfigError(
+            "hivemind_min_protocol must be 1 (v1 and v3 clients) or 3 (v3 Noise clients only)"
+        )
+    if settings.hivemind_min_protocol == 3 and not noise.argon2_available():
+        raise ConfigError(
+            "hivemind_min_protocol 3 needs protocol v3, and this cryptography has no argon2id "
+            "(44 or newer needed)"
+        )
+    if settings.hivemind_require_tls and settings.hivemind_tls_cert is None:
+        raise ConfigError(
+            "hivemind_require_tls is on but hivemind_tls_cert is not set: give the listener a "
+            "certificate (HIVECALL_HIVEMIND_TLS_CERT) or turn hivemind_require_tls off"
+        )
+    allowed_origins(settings)
     tls_context(settings)
+
+
+def allowed_origins(settings: Settings) -> frozenset[str]:
+    """The web page origins that may open the listener (`hivemind_allowed_origins`)."""
+    found: set[str] = set()
+    for raw in (part.strip() for part in settings.hivemind_allowed_origins.split(",")):
+        if not raw:
+            continue
+        origin, parts = origin_of(raw), urlsplit(raw)
+        bare = parts.path in ("", "/") and not (parts.query or parts.fragment or "@" in raw)
+        if origin is None or not bare:
+            raise ConfigError(
+                f"hivemind_allowed_origins: {raw!r} is not an origin (https://host[:port])"
+            )
+        found.add(origin)
+    return frozenset(found)
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:

@@ -58,6 +58,8 @@ def protocols(settings: Settings) -> str:
     encodings = ", ".join(parse_encodings(settings.hivemind_encodings))
     framing = "binarized or JSON frames" if settings.hivemind_binarize else "JSON frames"
     v1 = f"v1 password handshake ({ciphers}; {encodings}; {framing})"
+    if settings.hivemind_min_protocol >= 3:
+        v1 = "v1 off (hivemind_min_protocol 3)"
     if not noise.argon2_available():
         return f"{v1}; v3 off: this cryptography has no argon2id (44 or newer needed)"
     return f"{v1}; v3 {noise.PROTOCOL_NAME} (argon2id PSK)"

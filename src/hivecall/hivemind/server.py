@@ -14,6 +14,10 @@ Fail closed, where upstream's server does not:
 - after the first encrypted frame any plaintext frame closes the connection;
 - a frame that does not decrypt, a reused nonce, a malformed message: closed;
 - the handshake has a deadline; frames have a size limit;
+- a v1 client envelope is accepted once, and handshakes that do not finish are limited per
+  access key and per address (guard.py); `hivemind_min_protocol` 3 refuses v1 altogether;
+- a handshake from a web page (an Origin other than the listener's own) gets 403 (origins.py);
+- a routed message (propagate, broadcast, escalate) is held to the rules of a direct one;
 - whatever one connection sends, it can only close itself.
 
 hivemind-bus-client 0.4.4 listens for the server's `shake` only some tens of milliseconds after
@@ -52,7 +56,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from hivecall.bridge import TurnRequest
-from hivecall.errors import Forbidden, HivecallError
+from hivecall.errors import ConfigError, Forbidden, HivecallError
 from hivecall.hivemind import binary
 from hivecall.hivemind.binary import BinType
 from hivecall.hivemind.clients import HiveClients, key_hash
@@ -71,12 +75,22 @@ from hivecall.hivemind.crypto import (
     verify_envelope,
 )
 from hivecall.hivemind.encodings import Encoding
+from hivecall.hivemind.guard import TOO_MANY, V1_OFF, Envelopes, Failures
 from hivecall.hivemind.noise import NoiseError, argon2_available, prologue
+from hivecall.hivemind.origins import OriginCheck
 from hivecall.hivemind.permissions import ClientRecord
 from hivecall.hivemind.v3 import NoiseResponder
 from hivecall.hivemind.voice import RATE as VOICE_RATE
 from hivecall.hivemind.voice import AudioRefused, Speech, Stream, audio_format, pcm_of, tts_frame
-from hivecall.hivemind.wire import BusMessage, HiveMessage, MsgType, WireError, bus, parse
+from hivecall.hivemind.wire import (
+    NESTED,
+    BusMessage,
+    HiveMessage,
+    MsgType,
+    WireError,
+    bus,
+    parse,
+)
 from hivecall.hub import Hub
 from hivecall.secretbox import SecretBox
 from hivecall.settings import Settings
@@ -95,6 +109,8 @@ SYNTH = "speak:synth"
 MAX_PUSHED_TTS = 4  # unasked answers remembered per connection (to skip their speak:synth)
 REFUSED = "hive.message.refused"
 AUTH_CLOSE = (1008, "invalid authorization")
+# Routing messages this hub forwards: what a nested envelope may be besides a bus message.
+ROUTED = frozenset({MsgType.BROADCAST, MsgType.PROPAGATE, MsgType.ESCALATE})
 
 
 def bridge_session(client_id: str, session: str) -> str:
@@ -116,15 +132,21 @@ class HiveMindListener:
         self._binarize = settings.hivemind_binarize
         self._max_frame = settings.hivemind_max_frame_bytes
         self._handshake_timeout = settings.hivemind_handshake_timeout
+        self._min_protocol = settings.hivemind_min_protocol
+        self.origins = OriginCheck.of(settings)  # web pages refused at the handshake
+        self.envelopes = Envelopes()  # v1 envelopes seen: replays are refused (guard.py)
+        self.failures = Failures()  # unfinished handshakes per key and address
         self.node_id = f"hivecall::{socket.gethostname()}"
         self.noise: NoiseResponder | None = None  # protocol v3, when argon2id is available
         if argon2_available():
             self.noise = NoiseResponder(
                 home=settings.home, node_id=self.node_id, max_message=self._max_frame
             )
+        if self._min_protocol >= 3 and self.noise is None:
+            raise ConfigError("hivemind_min_protocol 3 needs argon2id (cryptography 44 or newer)")
         self._offer_payload: dict[str, Any] = {
             "handshake": True,
-            "min_protocol_version": 1,
+            "min_protocol_version": self._min_protocol,
             "max_protocol_version": 1,
             "binarize": self._binarize,
             "preshared_key": False,
@@ -167,6 +189,7 @@ class HiveMindListener:
                 ping_timeout=30,
                 close_timeout=2,
                 server_header=None,
+                process_request=listener.origins.refusal,
                 reuse_address=True,
                 ssl=tls_context(settings),
             )
@@ -208,6 +231,7 @@ class HiveMindListener:
         records = await self._clients.records()
         self._version = version
         self._by_hash = {r.key_hash: r for r in records}
+        self.envelopes.retain(r.id for r in records)
         if self.noise is not None:
             self.noise.psks.retain(records)
         by_id = {r.id: r for r in records}
@@ -253,12 +277,25 @@ class HiveMindListener:
     # -- one connection -----------------------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
+        address = str(ws.remote_address[0]) if ws.remote_address else "?"
+        if self.failures.address_blocked(address):
+            log.info("HiveMind connection refused: too many failed handshakes from its address")
+            await ws.close(*TOO_MANY)
+            return
         auth = self._authenticate(ws.request.path if ws.request else "")
         if auth is None:
             log.info("HiveMind connection refused: unknown access key")
+            self.failures.failed(address, None)
             await ws.close(*AUTH_CLOSE)
             return
         client, _useragent = auth
+        if self.failures.key_blocked(client.key_hash):
+            log.info(
+                "HiveMind connection refused: too many failed handshakes with its key",
+                extra={"client": client.name},
+            )
+            await ws.close(*TOO_MANY)
+            return
         conn = Connection(ws, client, new_iv())
         self.live[conn] = None
         loop = asyncio.get_running_loop()
@@ -281,6 +318,8 @@ class HiveMindListener:
                     "HiveMind client left during the Noise handshake (a wrong password?)",
                     extra={"client": client.name},
                 )
+            if conn.phase is not Phase.ESTABLISHED:
+                self.failures.failed(address, client.key_hash)
             conn.closing = True
             conn.cancel_timers()
             self.live.pop(conn, None)
@@ -407,6 +446,9 @@ class HiveMindListener:
             return
         if conn.noise is not None:
             raise ProtocolViolation("a v1 handshake inside a v3 one")
+        if self._min_protocol >= 3:
+            log.info("HiveMind v1 client refused: v1 is off", extra={"client": conn.client.name})
+            raise ProtocolViolation(V1_OFF)
         env = p.get("envelope")
         if not isinstance(env, str):
             raise ProtocolViolation("only the password handshake is supported")
@@ -418,6 +460,11 @@ class HiveMindListener:
         if not good:
             log.info("HiveMind client refused: wrong password", extra={"client": conn.client.name})
             raise ProtocolViolation(AUTH_CLOSE[1])
+        if not self.envelopes.first_use(conn.client.id, client_iv):
+            log.info(
+                "HiveMind client refused: replayed envelope", extra={"client": conn.client.name}
+            )
+            raise ProtocolViolation("envelope replayed")
         cipher = _first(p.get("ciphers"), self._ciphers, Cipher.AES_GCM)
         encoding = _first(p.get("encodings"), self._encodings, Encoding.HEX)
         if cipher is None or encoding is None:
@@ -521,18 +568,35 @@ class HiveMindListener:
         task.add_done_callback(self._tasks.discard)
 
     async def _on_route(self, conn: Connection, msg: HiveMessage) -> None:
-        if not conn.client.may_route(msg.msg_type):
-            await self._refuse(conn, msg.msg_type, None, "this client may not send that message")
+        """broadcast, propagate, escalate: the sender needs the right for each routing level,
+        and the bus message at the bottom must be one it may send directly (else anyone with
+        can_propagate could put any bus type on its peers' buses)."""
+        level = msg
+        while level.msg_type in NESTED:
+            if level.msg_type not in ROUTED:  # query, cascade: not handled, not passed on
+                await self._refuse(conn, msg.msg_type, None, "this hub does not route that type")
+                return
+            if not conn.client.may_route(level.msg_type):
+                await self._refuse(
+                    conn, msg.msg_type, None, "this client may not send that message"
+                )
+                return
+            level = level.inner()
+        if level.msg_type is not MsgType.BUS:  # hello, shake, intercom…: nothing to check
+            await self._refuse(conn, msg.msg_type, None, "this hub routes only bus messages")
+            return
+        kind = BusMessage.of(level.payload).type
+        if not conn.client.may_inject(kind):
+            await self._refuse(conn, msg.msg_type, kind, "this client may not send that message")
             return
         if msg.msg_type is MsgType.ESCALATE:
             return  # this hub has no parent to escalate to
         inner = msg.inner()
         inner.source_peer = self.node_id
-        kind = inner.payload.get("type") if inner.msg_type is MsgType.BUS else None
         for other in list(self.live):
             if other is conn or other.phase is not Phase.ESTABLISHED or other.closing:
                 continue
-            if isinstance(kind, str) and not other.client.may_receive(kind):
+            if not other.client.may_receive(kind):
                 continue
             self._spawn(self._send(other, inner))
 
