@@ -72,7 +72,7 @@ async def test_login_url_sets_a_session_cookie(anon: httpx.AsyncClient) -> None:
     assert cookie and OWNER not in r.headers["set-cookie"]
     anon.cookies.set("hivecall_session", cookie)
     assert (await anon.get("/api/agents")).status_code == 200
-    # A browser says where a signed-in POST comes from (web/boundary.py).
+    # A browser says where a signed-in POST comes from (boundary.py).
     assert (await anon.post("/api/logout", headers={"origin": HUB_URL})).status_code == 200
     anon.cookies.set("hivecall_session", cookie)  # a browser that kept it anyway
     assert (await anon.get("/api/agents")).status_code == 401

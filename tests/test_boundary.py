@@ -1,4 +1,4 @@
-"""The browser boundary (web/boundary.py): the names the hub answers to, what pages of other
+"""The browser boundary (boundary.py): the names the hub answers to, what pages of other
 origins may ask of it, JSON bodies, security headers, proxies, and throttled guessing.
 
 Each attack is the one seen happen against a hub on 127.0.0.1 (issue 16), now refused.
@@ -23,9 +23,9 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from hivecall.app import create_app
+from hivecall.boundary import Boundary, Rules, content_security_policy, page_headers
 from hivecall.errors import ConfigError
 from hivecall.settings import Settings
-from hivecall.web.boundary import Boundary, Rules, content_security_policy, page_headers
 from hivecall.web.http import error_response
 from tests.conftest import HUB_URL, OWNER, script
 from tests.live import LiveHub, serve_hub

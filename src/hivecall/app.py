@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from hivecall import compat, openapi
+from hivecall import boundary, compat, openapi
 from hivecall.compat.listener import is_api_path
 from hivecall.compat.listener import refusal as compat_refusal
 from hivecall.errors import HivecallError
@@ -22,7 +22,6 @@ from hivecall.hub import Hub
 from hivecall.settings import Settings
 from hivecall.web import (
     api,
-    boundary,
     calls_api,
     cloud_api,
     mobile,

@@ -26,6 +26,8 @@ from hivecall.store import Store
 from hivecall.store.models import Token
 
 OWNER = "owner"
+# The browser's login: a session token in this cookie (web/pages.py sets it).
+SESSION_COOKIE = "hivecall_session"
 SESSION = "session"  # a browser signed in with the owner token
 ALL_SCOPES = ("*",)
 # A cloud call's worker: its token's subject is the call, and it may only relay turns into that

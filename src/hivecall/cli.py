@@ -99,7 +99,7 @@ def serve(
     import uvicorn
 
     from hivecall.app import create_app, freeze_startup_heap
-    from hivecall.web.boundary import proxy_options
+    from hivecall.boundary import proxy_options
 
     settings = settings_of(ctx).replace(
         **{

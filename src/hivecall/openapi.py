@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute, Route
 
 from hivecall import __version__
 from hivecall.agents.records import AgentCreate, AgentUpdate
+from hivecall.auth import SESSION_COOKIE
 from hivecall.cloud.invites import InviteIn
 from hivecall.compat.keys import KeyCreate
 from hivecall.compat.ollama import NDJSON, ChatBody, GenerateBody, ShowBody
@@ -35,7 +36,7 @@ from hivecall.preferences import SettingsPatch
 from hivecall.web.api import AgentRuntimeRequest, PhoneRequest
 from hivecall.web.calls_api import CallEnd, CallStart, EventsIn, KeyTest
 from hivecall.web.cloud_api import AgentIn, ClaimIn, JoinIn
-from hivecall.web.http import JSON_TYPE, SESSION_COOKIE
+from hivecall.web.http import JSON_TYPE
 from hivecall.web.pairing_api import Claim
 
 SSE = "text/event-stream"

@@ -7,7 +7,7 @@ listen on another address than the dashboard (e.g. the LAN, at Ollama's port 114
 the only place where the owner may let clients in without a key: `compat_open_agents` names the
 agents an anonymous client may use there. That opt-in is announced loudly at every start.
 
-Like the main app it runs the browser boundary (web/boundary.py): it answers only to the hub's
+Like the main app it runs the browser boundary (boundary.py): it answers only to the hub's
 names (no DNS rebinding) and refuses web pages (any Origin not in compat_allowed_origins), so the
 no-key opt-in is for LAN clients, never for a page a LAN browser happens to open.
 
@@ -32,6 +32,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from hivecall.agents.records import NAME
+from hivecall.boundary import API_HEADERS, Boundary, Rules, proxy_options
 from hivecall.compat.access import Gate
 from hivecall.compat.ollama import OllamaRoutes
 from hivecall.compat.openai import OpenAIRoutes
@@ -39,7 +40,6 @@ from hivecall.compat.shapes import flavour_of, ollama_error, on_http_error, open
 from hivecall.errors import ConfigError, NotFound
 from hivecall.hub import Hub
 from hivecall.settings import Settings
-from hivecall.web.boundary import API_HEADERS, Boundary, Rules, proxy_options
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def is_api_path(path: str) -> bool:
 
 
 def refusal(path: str, status: int, code: str, message: str) -> Response:
-    """A boundary refusal (web/boundary.py) in the shape the path's clients read."""
+    """A boundary refusal (boundary.py) in the shape the path's clients read."""
     if flavour_of(path) == "openai":
         return openai_error(status, code, message)
     return ollama_error(status, message)

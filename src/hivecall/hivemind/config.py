@@ -5,12 +5,12 @@ from __future__ import annotations
 import ssl
 from urllib.parse import urlsplit
 
+from hivecall.boundary import origin_of
 from hivecall.errors import ConfigError
 from hivecall.hivemind import noise
 from hivecall.hivemind.crypto import Cipher
 from hivecall.hivemind.encodings import Encoding
 from hivecall.settings import Settings
-from hivecall.web.boundary import origin_of
 
 PRE_HANDSHAKE_MAX = 8192  # bytes a frame may have before the handshake
 PROTOCOLS = (1, 3)  # what hivemind_min_protocol may say (v2 was never a handshake of its own)

@@ -26,10 +26,10 @@ from http import HTTPStatus
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
+from hivecall.boundary import WILDCARD_HOSTS, allowed_hosts, hostname_of, origin_of
 from hivecall.errors import Forbidden
 from hivecall.hivemind.config import allowed_origins
 from hivecall.settings import Settings
-from hivecall.web.boundary import WILDCARD_HOSTS, allowed_hosts, hostname_of, origin_of
 
 log = logging.getLogger(__name__)
 

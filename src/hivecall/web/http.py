@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from hivecall.auth import Principal
+from hivecall.auth import SESSION_COOKIE, Principal
 from hivecall.errors import BadRequest, Forbidden, HivecallError, PayloadTooLarge, Unauthorized
 from hivecall.hub import Hub
 
@@ -19,7 +19,6 @@ log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 
-SESSION_COOKIE = "hivecall_session"
 
 
 def hub_of(request: Request) -> Hub:

@@ -8,9 +8,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from hivecall.auth import SESSION_TTL
+from hivecall.auth import SESSION_COOKIE, SESSION_TTL
 from hivecall.errors import TooManyRequests
-from hivecall.web.http import SESSION_COOKIE, authed, client_address, hub_of, ok
+from hivecall.web.http import authed, client_address, hub_of, ok
 
 STATIC = resources.files("hivecall.web") / "static"
 

@@ -34,9 +34,9 @@ from starlette.requests import cookie_parser
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hivecall.auth import SESSION_COOKIE
 from hivecall.errors import ConfigError
 from hivecall.settings import Settings
-from hivecall.web.http import SESSION_COOKIE
 
 log = logging.getLogger(__name__)
 
