@@ -28,6 +28,7 @@ import compat_chat
 import hivemind
 import local_speech
 import long_turns
+import long_turns_local
 from harness import BenchError, Options, Result
 
 Benchmark = Callable[[Options], Awaitable[Result]]
@@ -41,6 +42,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     local_speech.NAME: local_speech.run,
     hivemind.NAME: hivemind.run,
     long_turns.NAME: long_turns.run,
+    long_turns_local.NAME: long_turns_local.run,
 }
 
 

@@ -50,3 +50,32 @@ def write_wav(path: Path, pcm16k: bytes) -> Path:
         w.setframerate(RATE)
         w.writeframes(pcm16k)
     return path
+
+
+def phrases(pcm16k: bytes, *, gap_s: float = 0.8) -> list[str]:
+    """What a recording says, phrase by phrase: cut at silences of at least `gap_s` (between two
+    things the hub says; a pause inside a line is shorter), each part transcribed alone."""
+    frame = RATE // 50
+    samples = np.frombuffer(pcm16k[: len(pcm16k) // 2 * 2], dtype=np.int16)
+    count = len(samples) // frame
+    loud = np.abs(samples[: count * frame].reshape(count, frame)).max(axis=1) >= 300
+    parts: list[tuple[int, int]] = []
+    start, quiet = -1, 0
+    for i, voiced in enumerate(loud):
+        if voiced:
+            if start < 0:
+                start = i
+            quiet = 0
+        elif start >= 0:
+            quiet += 1
+            if quiet * 0.02 >= gap_s:
+                parts.append((start, i - quiet + 1))
+                start, quiet = -1, 0
+    if start >= 0:
+        parts.append((start, count))
+    out = []
+    for a, b in parts:
+        text = transcribe(silence(0.2) + pcm16k[a * frame * 2 : b * frame * 2] + silence(0.3))
+        if text:
+            out.append(text)
+    return out

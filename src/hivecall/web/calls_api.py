@@ -192,7 +192,7 @@ async def local_offer(request: Request) -> Response:
         call,
         offer=offer,
         max_calls=settings.local_max_calls,
-        tuning=Tuning(silence_ms=settings.local_silence_ms),
+        tuning=Tuning.of(settings),
     )
     return Response(
         answer,

@@ -17,6 +17,7 @@ from hivecall.bridge import Bridge, TurnHandle, TurnRequest
 from hivecall.calls import Calls
 from hivecall.calls.records import CallLineIn
 from hivecall.errors import Conflict, TooManyRequests
+from hivecall.settings import Settings
 from hivecall.store.models import Call
 from hivecall.voice.local import models
 
@@ -30,14 +31,33 @@ log = logging.getLogger(__name__)
 MAX_OFFER_BYTES = 64 * 1024
 
 
+# A local call acknowledges a request still running after this long (or HIVECALL_VOICE_ACK_S,
+# if shorter): the hub's own voice costs nothing, and after the 0.5 s of silence that ends an
+# utterance it keeps the first word heard within about 1.2 s. A turn done by then is just
+# answered.
+ACK_AFTER_S = 0.5
+
+
 @dataclass(frozen=True)
 class Tuning:
     """How utterances are cut (see vad.Endpointer): the silence that ends one, the shorter
-    pause at which transcription starts on a guess, and the least speech that counts."""
+    pause at which transcription starts on a guess, and the least speech that counts; and how
+    long work is narrated: the wait before a running request is acknowledged and the least gap
+    between two spoken progress lines."""
 
     silence_ms: int = 500
     pause_ms: int = 200
     min_speech_ms: int = 200
+    ack_s: float = ACK_AFTER_S
+    progress_s: float = 20.0
+
+    @classmethod
+    def of(cls, settings: Settings) -> Tuning:
+        return cls(
+            silence_ms=settings.local_silence_ms,
+            ack_s=min(settings.voice_ack_s, ACK_AFTER_S),
+            progress_s=settings.voice_progress_s,
+        )
 
 
 class LocalCalls:
@@ -91,6 +111,7 @@ class LocalCalls:
                 models=self.models,
                 speaker=speaker,
                 start_turn=lambda text: self._turn(call_id, agent.id, text),
+                cancel_turn=self._bridge.cancel,
                 record=lambda lines: self._record(call_id, lines),
                 emit=emit,
                 agent_name=agent.name,
@@ -143,8 +164,14 @@ class LocalCalls:
             await peer.close()
 
     async def aclose(self) -> None:
-        """Hang up every call (their last phase reports land before this returns)."""
-        await asyncio.gather(*(p.close() for p in list(self._peers.values())))
+        """Hang up every call (their last phase reports land before this returns). The hub is
+        stopping: a call whose agent is still working hears that its turn is interrupted first
+        (the bridge records it so once the calls are down)."""
+        peers = list(self._peers.values())
+        await asyncio.gather(
+            *(p.conversation.interrupted() for p in peers if not p.closed), return_exceptions=True
+        )
+        await asyncio.gather(*(p.close() for p in peers))
 
 
 def _log_failure(done: asyncio.Future[None]) -> None:
