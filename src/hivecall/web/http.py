@@ -65,22 +65,22 @@ async def read_json(request: Request, model: type[M]) -> M:
         raise BadRequest("the request body is not valid JSON", code="malformed_json") from e
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a JSON object", code="malformed_json")
-    if _has_nul(data):  # no store keeps NUL in text (PostgreSQL refuses it)
-        raise BadRequest("text must not contain NUL (U+0000) characters", code="invalid_request")
     try:
-        return model.model_validate(data)
+        # NUL (U+0000) is dropped: no store keeps it in text (PostgreSQL refuses it), and it is
+        # invisible anyway, as the routes' name cleaning already treats it.
+        return model.model_validate(_without_nul(data))
     except ValidationError as e:
         raise BadRequest(_describe(e), code="invalid_request") from e
 
 
-def _has_nul(value: object) -> bool:
+def _without_nul(value: Any) -> Any:
     if isinstance(value, str):
-        return "\x00" in value
+        return value.replace("\x00", "")
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
     if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def _describe(e: ValidationError) -> str:
