@@ -120,7 +120,11 @@ async def test_a_long_turn_answers_started_then_its_events_carry_the_work(
     answer = "".join(d["text"] for k, d in got if k == "delta")
     assert "All 4 parts are fine: check everything" in answer
 
-    # A subscriber that comes after the end gets the same story from the store.
+    # A subscriber that comes just after the end gets the very same events (so a follower
+    # that reconnects can skip what it has by position)…
+    assert await events(client, body["turn_id"]) == got
+    # …and one that comes much later, the same story from the store.
+    hub_of(client._transport.app).bridge._ended.clear()  # type: ignore[attr-defined]
     assert story(await events(client, body["turn_id"])) == story(got)
     turn = (await client.get(f"/api/turns/{body['turn_id']}")).json()["turn"]
     assert [p["text"] for p in turn["progress"]] == lines
