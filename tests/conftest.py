@@ -21,16 +21,16 @@ from starlette.applications import Starlette
 
 from hivecall.app import create_app
 from hivecall.settings import Settings
-from tests.keys import WATCHED_SECRETS
-from tests.leakscan import LeakScanner, install, report
+from tests.keys import OWNER_TOKEN, WATCHED_SECRETS
+from tests.leakscan import LeakScanner, failing, install, report
 
-OWNER = "test-owner-token-0123456789abcdefghij"
-# The address test clients reach the app at: a name the hub answers to (web/boundary.py).
+OWNER = OWNER_TOKEN
+# The address test clients reach the app at: a name the hub answers to (boundary.py).
 HUB_URL = "http://127.0.0.1:8765"
 SCRIPTS = Path(__file__).parent / "scripts"
 
 
-SCANNER = LeakScanner(WATCHED_SECRETS)
+SCANNER = LeakScanner(WATCHED_SECRETS, client_url=HUB_URL)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -39,10 +39,33 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """The user's OpenAI key never reaches a response or a log line (see tests/leakscan.py)."""
-    if SCANNER.leaks:
-        session.config.get_terminal_writer().line(report(SCANNER.leaks), red=True)
+    """No watched secret reaches a response, a log record or the store (tests/leakscan.py)."""
+    if failing(SCANNER.leaks):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    terminalreporter.write_line(SCANNER.summary())
+    if SCANNER.leaks:
+        terminalreporter.write_line(report(SCANNER.leaks), red=bool(failing(SCANNER.leaks)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _scan_long_lived_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The SQLite files of fixtures that outlive a test are read once the run is over."""
+    yield
+    SCANNER.scan_database_files(tmp_path_factory.getbasetemp(), test="(end of the run)")
+
+
+@pytest.fixture(autouse=True)
+def _leak_scan(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test is watched at DEBUG, and the SQLite files it leaves are read for secrets."""
+    SCANNER.every_logger_at_debug()
+    yield
+    tmp = request.node.funcargs.get("tmp_path")
+    if isinstance(tmp, Path):
+        SCANNER.scan_database_files(tmp)
+    SCANNER.forget_made()
 
 
 @pytest.fixture(autouse=True)
@@ -73,12 +96,16 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    yield base.rsplit("/", 1)[0] + f"/{name}"
-    admin = await asyncpg.connect(base)
+    url = base.rsplit("/", 1)[0] + f"/{name}"
+    yield url
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await SCANNER.scan_postgres(url)
     finally:
-        await admin.close()
+        admin = await asyncpg.connect(base)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,7 @@ MEMORY_NAMES = ("AGENTS.md", "CLAUDE.md", "GEMINI.md", "CONVENTIONS.md", ".goose
 MEMORY_DIRS = ("memory", ".hivecall/memory", ".claude/memory")
 MEMORY_FILE_CHARS = 2000
 MEMORY_TOTAL_CHARS = 6000
+MEMORY_READ_BYTES = 64 * 1024
 GIT_TIMEOUT = 3.0
 
 
@@ -105,8 +107,39 @@ async def repo_info(workspace: str) -> RepoInfo | None:
     )
 
 
+def _read_inside(path: Path, root: Path) -> str | None:
+    """The start of `path` if it is a regular file whose real path stays inside `root` (a real
+    path); None otherwise. A memory file is the workspace's, and anyone who can write there
+    (an agent, a repo's author) could make CLAUDE.md a link to ~/.ssh/id_rsa or memory/x.md a
+    link to ../../secrets."""
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # missing, a dangling link or a loop of links
+        return None
+    if not real.is_relative_to(root):
+        return None
+    try:
+        # O_NOFOLLOW: a link put in place of the checked file since is not followed either.
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        # Enough for the trimmed text after redaction has dropped lines, never a whole big file.
+        return os.read(fd, MEMORY_READ_BYTES).decode(errors="replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def memory_files(workspace: str) -> list[MemoryFile]:
     base = Path(workspace)
+    try:
+        root = base.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return []
     candidates = [base / n for n in MEMORY_NAMES]
     for d in MEMORY_DIRS:
         folder = base / d
@@ -115,11 +148,10 @@ def memory_files(workspace: str) -> list[MemoryFile]:
     out: list[MemoryFile] = []
     budget = MEMORY_TOTAL_CHARS
     for path in candidates:
-        if budget <= 0 or not path.is_file():
-            continue
-        try:
-            raw = path.read_text(errors="replace")
-        except OSError:
+        if budget <= 0:
+            break
+        raw = _read_inside(path, root)
+        if raw is None:
             continue
         text = redact(raw).strip()
         limit = min(MEMORY_FILE_CHARS, budget)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,11 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from hivecall.errors import ConfigError
+from hivecall.logs import guard_database_errors
 from hivecall.store.models import Meta
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 
 
 def async_url(url: str) -> str:
@@ -43,6 +46,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
+    # Deleted and overwritten values are zeroed, not left in free pages: a value sealed in place
+    # (a migration sealing old keys) leaves no copy in the clear. Debian builds SQLite this way;
+    # macOS and python.org builds do not.
+    cur.execute("PRAGMA secure_delete=ON")
     cur.close()
 
 
@@ -53,23 +60,29 @@ class Store:
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        options: dict[str, Any] = {"pool_pre_ping": True}
+        # Statement errors (and SQLAlchemy's own log lines) never quote the values they were given:
+        # those are sealed secrets, token hashes and people's words.
+        options: dict[str, Any] = {"hide_parameters": True}
         if self.is_sqlite:
             # SQLite has one writer at a time. One connection makes the hub's writers queue in
             # order instead of sleeping in SQLite's busy loop (which gave second-long tails), and
             # sessions always end their transaction, so the pool's extra rollback is skipped.
-            options = {"pool_size": 1, "max_overflow": 0, "pool_reset_on_return": None}
+            options |= {"pool_size": 1, "max_overflow": 0, "pool_reset_on_return": None}
+        else:
+            options["pool_pre_ping"] = True
         try:
             self.engine: AsyncEngine = create_async_engine(self.url, **options)
         except ImportError as e:
             raise ConfigError(
                 "PostgreSQL needs its driver: pip install 'hivecall[postgres]'"
             ) from e
+        guard_database_errors()
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.session: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False
         )
+        log.debug("store opened", extra={"backend": parsed.get_backend_name()})
 
     async def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent)."""
