@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 
-
 def hub_of(request: Request) -> Hub:
     hub: Hub = request.app.state.hub
     return hub
