@@ -4,7 +4,6 @@ works, the answer on stdout, Ctrl-C stops the agent and everything it started.""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import script
+from tests.procs import alive
 from tests.test_serve_e2e import HIVECALL, cli
 
 pytestmark = pytest.mark.slow
@@ -36,16 +36,6 @@ def add(env: dict[str, str], name: str, mode: str, tmp_path: Path) -> Path:
         "--env", f"FAKE_AGENT_LOG={log}", "--env", f"FAKE_AGENT_CHILD_PID={log}.child",
     )  # fmt: skip
     return log
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for its parent to reap it is not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/status")
-    return not (status.exists() and "\nState:\tZ" in status.read_text())
 
 
 def test_ask_shows_progress_then_the_answer(env: dict[str, str], tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from starlette.applications import Starlette
 from hivecall.runtimes.command import session_uuid
 from hivecall.settings import Settings
 from tests.conftest import SCRIPTS, script
+from tests.procs import alive
 
 MESSAGE = """fix it; rm -rf / && echo "$HOME" 'x'"""
 SECRET = "sk-abcdefghijklmnopqrstuvwx"
@@ -117,20 +118,6 @@ def assert_error(r: httpx.Response, status: int, code: str) -> None:
     body = r.json()
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
     assert body["error"]["code"] == code and body["error"]["message"]
-
-
-def alive(pid: int) -> bool:
-    """Whether a process still runs. An exited child nobody has reaped yet (a zombie: the
-    orphaned grandchild is handed to PID 1, which may be slow to collect it) does not count."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state != "Z"
 
 
 async def wait_gone(*pids: int, within: float = 5.0) -> list[int]:

@@ -46,6 +46,7 @@ from tests.conftest import script
 from tests.hivemind.peer import Peer
 from tests.local.caller import Caller
 from tests.local.speech import said, silence
+from tests.procs import alive
 from tests.test_serve_e2e import HIVECALL, free_port
 
 pytestmark = pytest.mark.slow
@@ -158,15 +159,6 @@ def runs(log: Path) -> list[dict[str, Any]]:
     if not log.exists():
         return []
     return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for its reaper is gone: it holds no workspace, runs nothing)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 async def until(check: Callable[[], Awaitable[str]], timeout: float) -> None:

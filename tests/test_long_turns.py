@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from hivecall.runtimes.progress import READERS
 from hivecall.settings import Settings
 from hivecall.turn_handle import PROGRESS_KEEP, REPLY_MAX
 from tests.conftest import OWNER, SCRIPTS, script
+from tests.procs import alive
 
 
 @pytest.fixture
@@ -205,15 +205,6 @@ def test_a_cli_too_old_for_events_is_read_as_text() -> None:
 
 
 # -- cancel ----------------------------------------------------------------------------------
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/status")
-    return not (status.exists() and "\nState:\tZ" in status.read_text())
 
 
 async def test_cancel_kills_the_process_group_and_records_cancelled(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ import pytest
 from tests.browser.conftest import ARTIFACTS
 from tests.conftest import script
 from tests.live import LiveHub
+from tests.procs import alive
 from tests.standins.realtime import RealtimeSession, RealtimeStandin, Script, ToolCall, Turn
 from tests.standins.realtime.script import OPENING, agent_says
 
@@ -98,15 +98,6 @@ def clock_s(text: str) -> int:
     m = re.fullmatch(r"(\d+):(\d\d)", text.strip())
     assert m, text
     return int(m[1]) * 60 + int(m[2])
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/status")
-    return not (status.exists() and "\nState:\tZ" in status.read_text())
 
 
 async def test_a_long_turn_is_started_narrated_and_its_answer_told(

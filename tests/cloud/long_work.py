@@ -3,7 +3,6 @@ to it with a record of what passed (and a connection that drops on demand)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -37,15 +36,6 @@ async def add_command_agent(
     assert r.status_code == 201, r.text
     agent: dict[str, Any] = r.json()["agent"]
     return agent
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/status")
-    return not (status.exists() and "\nState:\tZ" in status.read_text())
 
 
 class _Tap(httpx.AsyncByteStream):

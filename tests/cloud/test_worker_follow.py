@@ -19,7 +19,7 @@ from hivecall.cloud.hubclient import Claim, ClaimedAgent, HubClient, HubError
 from hivecall.turn_handle import TurnEvent
 from hivecall.web import turns_api
 from hivecall.web.api import started_line
-from tests.cloud.long_work import Wire, add_command_agent, alive, hub_overrides
+from tests.cloud.long_work import Wire, add_command_agent, hub_overrides
 from tests.cloud.worker_fixtures import (  # noqa: F401 (fixtures)
     call_record,
     live_hub,
@@ -29,6 +29,7 @@ from tests.cloud.worker_fixtures import (  # noqa: F401 (fixtures)
 )
 from tests.keys import LIVEKIT_API_KEY, LIVEKIT_API_SECRET
 from tests.live import LiveHub
+from tests.procs import alive
 
 _ = hub_overrides  # the fixture: SQLite and PostgreSQL, voice_ack_s 0.3
 

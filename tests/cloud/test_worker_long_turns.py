@@ -24,7 +24,7 @@ from hivecall.cloud.worker import AGENT_STATE, CallFloor, Room, call_agent, call
 from hivecall.settings import Settings
 from hivecall.voice.tool import CANCEL_NAME, NAME
 from hivecall.web.api import started_line
-from tests.cloud.long_work import add_command_agent, alive, hub_overrides
+from tests.cloud.long_work import add_command_agent, hub_overrides
 from tests.cloud.test_worker_session import close, conversation, until
 from tests.cloud.worker_fakes import FakeRoom, agent
 from tests.cloud.worker_fixtures import (  # noqa: F401 (fixtures)
@@ -37,6 +37,7 @@ from tests.cloud.worker_fixtures import (  # noqa: F401 (fixtures)
     worker_settings,
 )
 from tests.live import LiveHub
+from tests.procs import alive
 from tests.standins.realtime import RealtimeSession, RealtimeStandin, Script, ToolCall, Turn
 from tests.standins.threaded import ServerThread
 

@@ -21,7 +21,8 @@ from hivecall.settings import Settings
 from tests.conftest import HUB_URL, OWNER, script
 from tests.local.caller import Caller
 from tests.local.speech import overlap, phrases, said, silence
-from tests.local.test_long_work import alive, said_in_order
+from tests.local.test_long_work import said_in_order
+from tests.procs import alive
 
 REQUEST = "Please check every part of the build."
 

@@ -33,6 +33,7 @@ from hivecall.voice.local.tts import RATE as TTS_RATE
 from hivecall.voice.local.tts import resample
 from tests.conftest import OWNER, script
 from tests.local.speech import overlap, phrases, said, silence, words
+from tests.procs import alive
 
 REQUEST = "Please check every part of the build."
 STOP = "Stop."
@@ -331,14 +332,6 @@ async def test_a_stopping_hub_says_the_turn_is_interrupted(call_on: Any) -> None
     assert not call.speaker.playing  # heard to its end before the call goes
     heard = call.heard_phrases()
     assert overlap(heard[-1], "coder was interrupted because the hub is shutting down") >= 0.7
-
-
-def alive(pid: int) -> bool:
-    status = Path(f"/proc/{pid}/status")
-    try:
-        return "\nState:\tZ" not in status.read_text()
-    except FileNotFoundError:
-        return False
 
 
 def test_a_call_is_tuned_from_the_settings(tmp_path: Path) -> None:
