@@ -196,12 +196,14 @@ async def test_a_long_turn_is_acknowledged_narrated_then_answered(call_on: Any) 
     spoken = call.spoken()
     assert len(spoken) == 3, spoken
     assert spoken[0] == "coder is working on it."
-    assert spoken[1].startswith("Still working: step ") and "of 3: checking part" in spoken[1]
+    assert spoken[1].startswith("coder is still working: step ") and "of 3: checking part" in spoken[1]
     # (A plain CLI's answer is all it printed: its step lines too, then its last line.)
     assert "All 3 parts are fine" in spoken[2]
     # And heard in that order (transcribed from the audio sent).
     heard = call.heard_phrases()
-    assert said_in_order(heard, "coder is working on it", "still working", "parts are fine"), heard
+    assert said_in_order(
+        heard, "coder is working on it", "coder is still working", "parts are fine"
+    ), heard
 
     # Timing: the acknowledgement came once the turn was not done after ack_s, the progress
     # line at least progress_s later.

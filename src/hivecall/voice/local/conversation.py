@@ -343,9 +343,10 @@ class LocalConversation:
                 continue
             run.told = run.latest
             self._last_told = loop.time()
-            self._queue(
-                _Line(f"Still working: {_brief(run.latest)}", "progress", run.handle.turn_id)
-            )
+            # Named like the acknowledgement: a bare "Still working" opening an utterance is
+            # misheard ("So working") by small recognisers, and the name says whose work it is.
+            line = f"{self.agent_name} is still working: {_brief(run.latest)}"
+            self._queue(_Line(line, "progress", run.handle.turn_id))
 
     def _quiet(self) -> bool:
         """Nothing is being said, queued to be said, or heard."""
