@@ -52,6 +52,30 @@ class Settings:
             "URL people use to reach the hub (default: http://HOST:PORT).", "HIVECALL_PUBLIC_URL"
         ),
     )
+    https: bool = field(
+        default=False,
+        metadata=_row(
+            "Serve the web port over HTTPS on the network addresses (phones get a microphone "
+            "only over HTTPS), with a certificate from the hub's own CA in HOME/tls unless "
+            "tls_cert is set; loopback addresses keep plain HTTP for this computer.",
+            "HIVECALL_HTTPS",
+        ),
+    )
+    tls_cert: Path | None = field(
+        default=None,
+        metadata=_row(
+            "PEM certificate (chain) for https, e.g. for a real domain or Tailscale (default: "
+            "one the hub issues from its own CA).",
+            "HIVECALL_TLS_CERT",
+        ),
+    )
+    tls_key: Path | None = field(
+        default=None,
+        metadata=_row(
+            "PEM private key of tls_cert (default: inside the certificate file).",
+            "HIVECALL_TLS_KEY",
+        ),
+    )
     allowed_hosts: str = field(
         default="",
         metadata=_row(
@@ -140,6 +164,14 @@ class Settings:
         metadata=_row(
             "Seconds a phone pairing code stays valid (it works once).",
             "HIVECALL_PAIRING_CODE_TTL",
+        ),
+    )
+    call_connect_timeout: float = field(
+        default=30.0,
+        metadata=_row(
+            "Seconds a call may take to connect (offer, then media) before the hub fails it "
+            "(call_unanswered, media_failed); the page gives up on ICE after the same time.",
+            "HIVECALL_CALL_CONNECT_TIMEOUT",
         ),
     )
     local_max_calls: int = field(
@@ -378,6 +410,10 @@ class Settings:
             raise ConfigError(f"default_call_mode must be one of: {', '.join(CALL_MODES)}")
         if self.pairing_code_ttl < 1:
             raise ConfigError("pairing_code_ttl must be at least 1 second")
+        if not 5 <= self.call_connect_timeout <= 600:
+            raise ConfigError("call_connect_timeout must be between 5 and 600 seconds")
+        if self.tls_key and not self.tls_cert:
+            raise ConfigError("tls_key needs tls_cert (the certificate it belongs to)")
         if self.local_max_calls < 0:
             raise ConfigError("local_max_calls must be 0 (no local calls) or more")
         if not 240 <= self.local_silence_ms <= 3000:
