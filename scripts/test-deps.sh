@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # System packages the tests need: PostgreSQL (the store's second backend), git (agent context),
 # Chromium (browser tests, driven by pip playwright; never `playwright install`) and iproute2
-# (`ip`, for the loopback-only network namespace of scripts/with-netns.sh), and npm (the LiveKit
-# browser client, scripts/build-web.sh).
+# (`ip`, for the loopback-only network namespace of scripts/with-netns.sh), npm (the LiveKit
+# browser client, scripts/build-web.sh) and certutil (libnss3-tools).
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
@@ -10,6 +10,8 @@ command -v git >/dev/null || need+=(git)
 [ -x /usr/bin/chromium ] || need+=(chromium fonts-liberation)
 command -v ip >/dev/null || need+=(iproute2)
 command -v npm >/dev/null || need+=(nodejs npm)
+# certutil: the HTTPS phone test makes Chromium trust the hub's CA through an NSS database.
+command -v certutil >/dev/null || need+=(libnss3-tools)
 # The real upstream HiveMind clients for the interop tests, each in a cached venv of its own.
 bash "$(dirname "$0")/hivemind-clients.sh"
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -19,6 +19,7 @@ from hivecall.compat.listener import is_api_path
 from hivecall.compat.listener import refusal as compat_refusal
 from hivecall.errors import HivecallError
 from hivecall.hub import Hub
+from hivecall.listening import PHONE_URL, phone_url
 from hivecall.settings import Settings
 from hivecall.web import (
     api,
@@ -57,6 +58,8 @@ def create_app(
         hub = await Hub.open(settings, environ=environ)
         try:
             await hub.start(workspace=workspace or Path.cwd())
+            # For `hivecall pair` in another terminal: the URL phones reach this hub at.
+            await hub.store.set_meta(PHONE_URL, phone_url(settings))
             app.state.hub = hub
             if hub.new_owner_token:
                 announce_owner_token(settings, hub.new_owner_token)

@@ -94,26 +94,40 @@ def serve(
     hivemind_port: Annotated[
         int | None, typer.Option(help="HiveMind listener port (0: no HiveMind listener).")
     ] = None,
+    https: Annotated[
+        bool | None,
+        typer.Option(
+            "--https/--no-https",
+            help="HTTPS on the network addresses, for phones (loopback stays plain HTTP).",
+        ),
+    ] = None,
 ) -> None:
     """Run the hub (dashboard, API and HiveMind listener) until interrupted."""
-    import uvicorn
-
     from hivecall.app import create_app, freeze_startup_heap
     from hivecall.boundary import proxy_options
+    from hivecall.listening import phone_url
+    from hivecall.serving import prepare
+    from hivecall.serving import serve as run_listeners
 
-    settings = settings_of(ctx).replace(
-        **{
-            k: v
-            for k, v in {"host": host, "port": port, "hivemind_port": hivemind_port}.items()
-            if v is not None
-        }
-    )
+    chosen = {"host": host, "port": port, "hivemind_port": hivemind_port, "https": https}
+    settings = settings_of(ctx).replace(**{k: v for k, v in chosen.items() if v is not None})
     try:
+        prepared = prepare(settings)
+        settings = prepared.settings
         application = create_app(settings, environ=dict(os.environ), serve_hivemind=True)
     except HivecallError as e:
         fail(e.message, 2)
         raise  # unreachable
     typer.echo(f"hivecall {__version__} serving on {settings.resolved_public_url}", err=True)
+    if prepared.cert is not None:
+        lan = prepared.listeners.tls
+        typer.echo(
+            f"HTTPS for phones on {phone_url(settings, lan)}"
+            + (f" (CA certificate: {phone_url(settings, lan)}/ca.crt)" if prepared.cert.ca else ""),
+            err=True,
+        )
+    if warning := prepared.listeners.warning:
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
     if settings.compat_port:
         compat_host = settings.compat_host or settings.host
         typer.echo(
@@ -123,15 +137,11 @@ def serve(
         hm_host = settings.hivemind_host or settings.host
         typer.echo(f"HiveMind listener on {hm_host}:{settings.hivemind_port}", err=True)
     freeze_startup_heap()
-    uvicorn.run(
-        application,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        **proxy_options(settings),  # X-Forwarded-* only from trusted_proxies
-    )
+    try:
+        # X-Forwarded-* only from trusted_proxies
+        run_listeners(application, prepared, proxy_options(settings))
+    except HivecallError as e:
+        fail(e.message, 2)
 
 
 @app.command()
@@ -190,6 +200,11 @@ def doctor(ctx: typer.Context) -> None:
         ("OpenAI base URL", s.openai_base_url),
         ("realtime model", f"{s.realtime_model} (voice {s.realtime_voice})"),
     ]
+    from hivecall import tls
+
+    # after "listens on"; tls.doctor_rows only reads: doctor never creates a certificate
+    at = next(i for i, (k, _) in enumerate(lines) if k == "listens on") + 1
+    lines[at:at] = tls.doctor_rows(s)
     from hivecall.cloud.livekit import missing_settings
 
     missing = missing_settings(s)
@@ -661,24 +676,43 @@ app.add_typer(devices_app, name="devices")
 @app.command()
 def pair(ctx: typer.Context) -> None:
     """Make a pairing code for a phone: print it, its link and a QR code to scan."""
-    from hivecall.pairing import NewCode, lan_hint, qr_terminal
+    from hivecall.listening import PHONE_URL, phone_url
+    from hivecall.pairing import NewCode, lan_hint, qr_terminal, trust_step
 
     settings = settings_of(ctx)
-    url = settings.resolved_public_url
 
-    async def work(hub: Hub) -> NewCode:
-        return await hub.pairing.create(
+    async def work(hub: Hub) -> tuple[str, NewCode]:
+        # The serving hub's own word (it may run with --https) unless public_url says.
+        url = settings.public_url or await hub.store.get_meta(PHONE_URL) or phone_url(settings)
+        made = await hub.pairing.create(
             ttl=hub.settings.pairing_code_ttl, public_url=url, created_by="cli"
         )
+        return url.rstrip("/"), made
 
-    made = with_hub(ctx, work)
+    url, made = with_hub(ctx, work)
     view = made.public()
-    typer.echo("Scan this with the phone's camera, or open the link on the phone:\n")
+    if step := trust_step(settings, url):
+        typer.echo("1. Trust this hub on the phone: scan this, install the certificate.\n")
+        typer.echo(qr_terminal(step.ca_url))
+        typer.echo(f"  link: {step.ca_url}")
+        typer.echo(f"  fingerprint (SHA-256): {step.fingerprint}")
+        typer.echo(f"  {TRUST_NOTES}\n")
+        typer.echo("2. Then pair it: scan this with the phone's camera, or open the link:\n")
+    else:
+        typer.echo("Scan this with the phone's camera, or open the link on the phone:\n")
     typer.echo(qr_terminal(made.url))
     typer.echo(f"  link: {made.url}")
     typer.echo(f"  code: {view['code']}  (works once, for {made.ttl // 60}:{made.ttl % 60:02d})")
     if hint := lan_hint(url):
         typer.secho(f"\nwarning: {hint}", err=True, fg=typer.colors.YELLOW)
+
+
+TRUST_NOTES = (
+    "Android: Settings > Security > Encryption & credentials > Install a certificate > "
+    "CA certificate.\n  iPhone: open the link in Safari, allow the profile; Settings > "
+    "General > VPN & Device Management > install it; then Settings > General > About > "
+    "Certificate Trust Settings > turn on the hivecall CA."
+)
 
 
 @devices_app.command("list")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import ipaddress
 import re
 import secrets
 import unicodedata
@@ -31,10 +30,12 @@ from urllib.parse import urlsplit
 import segno
 from sqlalchemy import select, update
 
+from hivecall import listening, tls
 from hivecall.auth import Tokens
 from hivecall.calls import TERMINAL, Calls
 from hivecall.errors import BadRequest, Conflict, HivecallError, NotFound
 from hivecall.ratelimit import Limiter
+from hivecall.settings import Settings
 from hivecall.store import Store
 from hivecall.store.models import Call, PairingCode, Token
 
@@ -77,11 +78,11 @@ def pair_url(public_url: str, code: str) -> str:
     return f"{public_url.rstrip('/')}/m#pair={code}"
 
 
-def qr_svg(url: str) -> str:
+def qr_svg(url: str, title: str = "Pairing QR code") -> str:
     """The QR code of `url` as an inline SVG (dark on white, with its quiet zone)."""
     qr = segno.make(url, error="m")
     svg: str = qr.svg_inline(
-        scale=1, dark="#000", light="#fff", omitsize=True, svgclass="qr", title="Pairing QR code"
+        scale=1, dark="#000", light="#fff", omitsize=True, svgclass="qr", title=title
     )
     return svg
 
@@ -94,25 +95,54 @@ def qr_terminal(url: str) -> str:
 
 
 def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return listening.is_loopback(urlsplit(url).hostname or "")
+
+
+HTTPS_HOW = "run the hub with `hivecall serve --https --host 0.0.0.0`"
 
 
 def lan_hint(public_url: str) -> str | None:
-    """What to change when phones cannot reach the URL in the QR code, or None."""
-    if not is_loopback(public_url):
-        return None
+    """What to change when phones cannot reach the URL in the QR code, or cannot use the
+    microphone there (plain HTTP off loopback), or None."""
     port = urlsplit(public_url).port or 8765
-    return (
-        f"{public_url} is this computer's own loopback address: a phone cannot reach it. "
-        f"Run the hub with --host 0.0.0.0 and HIVECALL_PUBLIC_URL=http://<this computer's LAN "
-        f"address>:{port} (or an HTTPS address that reaches it), then make a new code."
-    )
+    if is_loopback(public_url):
+        return (
+            f"{public_url} is this computer's own loopback address: a phone cannot reach it. "
+            f"To pair a phone, {HTTPS_HOW} (or set HIVECALL_PUBLIC_URL to an HTTPS address "
+            "that reaches it), then make a new code."
+        )
+    if urlsplit(public_url).scheme == "http":
+        return (
+            f"{public_url} is plain HTTP, where a phone's browser gives no microphone: calls "
+            f"will be speaker-only. For two-way calls {HTTPS_HOW} (the phone trusts the hub's "
+            f"certificate once; port {port} stays the same), then make a new code."
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class TrustStep:
+    """Before pairing over the hub's own HTTPS, the phone installs and trusts its CA."""
+
+    ca_url: str
+    fingerprint: str
+
+    def public(self) -> dict[str, str]:
+        return {
+            "ca_url": self.ca_url,
+            "ca_qr_svg": qr_svg(self.ca_url, "CA certificate QR code"),
+            "fingerprint": self.fingerprint,
+        }
+
+
+def trust_step(settings: Settings, public_url: str) -> TrustStep | None:
+    """The CA step when the hub serves HTTPS with its own CA (not with the user's tls_cert)."""
+    if settings.tls_cert or not public_url.startswith("https://"):
+        return None
+    cert = tls.inspect(settings)
+    if cert is None or cert.ca is None:
+        return None
+    return TrustStep(f"{public_url}/ca.crt", tls.fingerprint(cert.ca))
 
 
 def device_name(raw: str) -> str:

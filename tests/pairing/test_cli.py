@@ -51,9 +51,11 @@ async def test_pair_and_manage_devices_from_the_terminal(
     url = f"{lan}/m#pair={code.replace('-', '')}"
     assert f"link: {url}" in out.stdout
     assert "works once, for 5:00" in out.stdout
-    # The terminal QR code holds the same link; a LAN address needs no warning.
+    # The terminal QR code holds the same link; plain HTTP on the LAN warns of speaker-only.
     assert decode(from_terminal(out.stdout)) == [url]
-    assert "warning" not in out.stderr
+    assert "speaker-only" in out.stderr and "hivecall serve --https" in out.stderr
+    secure = await hivecall(settings, "pair", public_url="https://hub.example.net")
+    assert "warning" not in secure.stderr and "Trust this hub" not in secure.stdout
 
     r = await claim(anon, code, "Pixel 8")
     assert r.status_code == 201, r.text

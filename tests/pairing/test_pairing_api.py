@@ -197,18 +197,30 @@ async def test_revoking_a_device_bites_at_once(
     assert (await other.client.get("/api/agents")).status_code == 401
 
 
-async def test_a_public_lan_url_needs_no_hint(
+async def test_a_plain_http_lan_url_warns_that_calls_will_be_speaker_only(
     app: Starlette, client: httpx.AsyncClient, anon: httpx.AsyncClient
 ) -> None:
     hub = hub_of(app)
     hub.settings = hub.settings.replace(public_url="http://192.168.1.20:8765/")
     made = await new_code(client)
-    assert made["hint"] is None and made["public_url"] == "http://192.168.1.20:8765"
+    assert made["public_url"] == "http://192.168.1.20:8765" and made["https"] is None
+    assert "speaker-only" in made["hint"] and "hivecall serve --https" in made["hint"]
     url = made["pairing"]["url"]
     assert url.startswith("http://192.168.1.20:8765/m#pair=")
     assert decode(from_svg(made["qr_svg"])) == [url]
     r = await claim(anon, made["pairing"]["code"])
     assert r.json()["hub"]["url"] == "http://192.168.1.20:8765"
+
+
+async def test_an_https_url_of_its_own_needs_no_hint_and_no_trust_step(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    # A reverse proxy or tunnel with a real certificate: nothing for the phone to trust first.
+    hub = hub_of(app)
+    hub.settings = hub.settings.replace(public_url="https://hub.example.net")
+    made = await new_code(client)
+    assert made["hint"] is None and made["https"] is None
+    assert made["pairing"]["url"].startswith("https://hub.example.net/m#pair=")
 
 
 async def test_codes_and_tokens_stay_out_of_logs(

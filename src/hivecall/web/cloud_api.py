@@ -11,6 +11,7 @@ from starlette.routing import Route
 from hivecall.cloud.invites import InviteIn
 from hivecall.cloud.rooms import guest_identity, human_identity, human_name
 from hivecall.errors import Unauthorized
+from hivecall.listening import phone_url
 from hivecall.pairing import device_name
 from hivecall.store.models import Call
 from hivecall.web.http import authed, bearer, hub_of, ok, read_json
@@ -90,7 +91,7 @@ async def create_invite(request: Request) -> Response:
     hub = hub_of(request)
     hub.cloud.check_open(call)
     body = await read_json(request, InviteIn)
-    invite = await hub.invites.create(call.id, body, public_url=hub.settings.resolved_public_url)
+    invite = await hub.invites.create(call.id, body, public_url=phone_url(hub.settings))
     return ok({"invite": invite.as_dict()}, 201)
 
 

@@ -1,4 +1,4 @@
-"""Pages for people: the login URL and the dashboard shell."""
+"""Pages for people: the login URL, the dashboard shell and the hub's CA certificate."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from hivecall import tls
 from hivecall.auth import SESSION_COOKIE, SESSION_TTL
-from hivecall.errors import TooManyRequests
+from hivecall.errors import NotFound, TooManyRequests
 from hivecall.web.http import authed, client_address, hub_of, ok
 
 STATIC = resources.files("hivecall.web") / "static"
+# What Android and iOS offer to install as a CA certificate.
+CA_MEDIA_TYPE = "application/x-x509-ca-cert"
 
 
 async def index(request: Request) -> Response:
@@ -54,6 +57,23 @@ async def logout(request: Request) -> Response:
     return response
 
 
+async def ca_certificate(request: Request) -> Response:
+    """The hub's CA certificate, for phones to trust its HTTPS (public, like any certificate;
+    its private key never leaves HOME/tls)."""
+    settings = hub_of(request).settings
+    cert = tls.inspect(settings) if settings.https else None
+    if cert is None or cert.ca is None:
+        raise NotFound(
+            "this hub has no certificate authority of its own: HTTPS is off or uses tls_cert",
+            code="no_ca",
+        )
+    return Response(
+        cert.ca.read_bytes(),
+        media_type=CA_MEDIA_TYPE,
+        headers={"content-disposition": 'attachment; filename="hivecall-ca.crt"'},
+    )
+
+
 async def favicon(request: Request) -> Response:
     return RedirectResponse("/static/icon.svg", status_code=308)
 
@@ -61,5 +81,6 @@ async def favicon(request: Request) -> Response:
 routes = [
     Route("/", index, methods=["GET"]),
     Route("/favicon.ico", favicon, methods=["GET"]),
+    Route("/ca.crt", ca_certificate, methods=["GET"]),
     Route("/api/logout", logout, methods=["POST"]),
 ]

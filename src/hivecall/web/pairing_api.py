@@ -10,7 +10,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hivecall import __version__
-from hivecall.pairing import lan_hint, qr_svg
+from hivecall.listening import phone_url
+from hivecall.pairing import lan_hint, qr_svg, trust_step
 from hivecall.web.http import authed, client_address, hub_of, ok, read_json
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ async def pairing_create(request: Request) -> Response:
     """A new pairing code: its text, the URL a phone opens and that URL as a QR code (once)."""
     who = await authed(request)
     hub = hub_of(request)
-    public_url = hub.settings.resolved_public_url
+    public_url = phone_url(hub.settings)
     made = await hub.pairing.create(
         ttl=hub.settings.pairing_code_ttl, public_url=public_url, created_by=who.token_id
     )
@@ -37,6 +38,8 @@ async def pairing_create(request: Request) -> Response:
             "qr_svg": qr_svg(made.url),
             "public_url": public_url,
             "hint": lan_hint(public_url),
+            # With the hub's own HTTPS: trust its CA first (a QR of /ca.crt), else null.
+            "https": step.public() if (step := trust_step(hub.settings, public_url)) else None,
         },
         201,
     )
@@ -59,7 +62,7 @@ async def pairing_claim(request: Request) -> Response:
         {
             "token": token,
             "device": device.public(),
-            "hub": {"url": hub.settings.resolved_public_url, "version": __version__},
+            "hub": {"url": phone_url(hub.settings), "version": __version__},
         },
         201,
     )
