@@ -437,7 +437,11 @@ class Settings:
     def resolved_public_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        host = self.host
+        loopback = host in ("localhost", "::1") or host.startswith("127.")
+        # With https on, only loopback speaks plain HTTP (listening.py): this computer's URL.
+        if host in ("0.0.0.0", "::", "") or (self.https and not loopback):
+            host = "127.0.0.1"
         return f"http://{host}:{self.port}"
 
     def replace(self, **changes: Any) -> Settings:
