@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check lint bench clean
+.PHONY: run cloud-dev test check lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,17 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	-bash scripts/build-web.sh
 	$(BIN)/hivecall worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT; $(BIN)/hivecall serve
+
+# Cloud calls on this machine with no LiveKit account: a loopback livekit-server (built once
+# with Go; scripts/livekit-server.sh), `hivecall worker` and the hub, with a fresh secret.
+cloud-dev: $(STAMP)
+	-bash scripts/build-web.sh
+	bash scripts/livekit-server.sh install >/dev/null
+	export HIVECALL_CLOUD_CALLS=1 LIVEKIT_URL=ws://127.0.0.1:7880 LIVEKIT_API_KEY=devkey \
+	  LIVEKIT_API_SECRET=$$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n'); \
+	bash scripts/livekit-server.sh run & lk=$$!; \
+	$(BIN)/hivecall worker & worker=$$!; \
+	trap 'kill $$worker $$lk 2>/dev/null' EXIT; $(BIN)/hivecall serve
 
 # Installs happen outside; the tests run in a loopback-only network namespace (when root), where
 # browser tests must run (HIVECALL_TEST_REQUIRE_BROWSER=1 turns their skips into failures).

@@ -14,6 +14,9 @@ command -v npm >/dev/null || need+=(nodejs npm)
 command -v certutil >/dev/null || need+=(libnss3-tools)
 # The real upstream HiveMind clients for the interop tests, each in a cached venv of its own.
 bash "$(dirname "$0")/hivemind-clients.sh"
+# The real LiveKit server for tests/livekit_real, built once with Go and cached (no Go: exit 3,
+# and those tests skip, or fail under HIVECALL_TEST_REQUIRE_BROWSER=1).
+bash "$(dirname "$0")/livekit-server.sh" install >/dev/null || [ $? -eq 3 ]
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "tests need: ${need[*]} (install them with apt-get as root)" >&2
