@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, case, insert, select, update
 
 from hivecall.auth import WORKER, Principal
 from hivecall.calls.state import FROM, STAMP, TERMINAL, reached
@@ -59,6 +60,27 @@ class CallView:
             "ended_at": _iso(c.ended_at),
             "duration_s": _duration(c),
         }
+
+
+class Failed(NamedTuple):
+    """A call failed by the hub itself (crash recovery, the sweeper): what has to be stopped."""
+
+    id: str
+    mode: str
+
+
+@dataclass(frozen=True)
+class Stuck:
+    """Calls left in `state` (ringing or connecting) too long: they fail with `code` and, per
+    mode, a message; modes without one are left alone."""
+
+    state: Literal["ringing", "connecting"]
+    code: str
+    messages: Mapping[str, str]
+
+
+# When each phase a call can be stuck in began.
+SINCE = {"ringing": Call.created_at, "connecting": Call.connecting_at}
 
 
 def _iso(t: datetime | None) -> str | None:
@@ -166,31 +188,58 @@ class Calls:
         calls are left alone: their media is between the browser and OpenAI or LiveKit, and may
         go on across a restart.
         """
-        now = datetime.now(UTC)
-        stmt = (
-            update(Call)
-            .where(Call.mode == "local", Call.state.in_(FROM["failed"]))
-            .values(
-                state="failed",
-                ended_at=now,
-                error_code="hub_restarted",
-                error_message="the hub restarted during the call",
-            )
-            .returning(Call.id)
+        failed = await self._fail(
+            [Call.mode == "local", Call.state.in_(FROM["failed"])],
+            code="hub_restarted",
+            message="the hub restarted during the call",
+            now=datetime.now(UTC),
         )
-        async with self._store.engine.begin() as conn:
-            failed = list(await conn.scalars(stmt))
-            if failed:
-                rows = [
-                    {"call_id": i, "at": now, "kind": "phase", "text": "failed", "speaker": ""}
-                    for i in failed
-                ]
-                await conn.execute(insert(CallLine), rows)
         if failed:
             log.warning(
                 "failed the local calls a stopped hub was hosting", extra={"count": len(failed)}
             )
         return len(failed)
+
+    async def fail_stuck(self, stuck: Stuck, *, before: datetime, now: datetime) -> list[Failed]:
+        """Fail the calls of `stuck`'s modes still in its state since before `before`. One
+        conditional UPDATE: a call that moved on meanwhile is left alone."""
+        if not stuck.messages:
+            return []
+        message = case(
+            *((Call.mode == mode, text) for mode, text in stuck.messages.items()),
+            else_=stuck.code,
+        )
+        where = [
+            Call.state == stuck.state,
+            Call.mode.in_(list(stuck.messages)),
+            SINCE[stuck.state] < before,
+        ]
+        return await self._fail(where, code=stuck.code, message=message, now=now)
+
+    async def _fail(
+        self,
+        where: list[ColumnElement[bool]],
+        *,
+        code: str,
+        message: str | ColumnElement[str],
+        now: datetime,
+    ) -> list[Failed]:
+        """Fail the calls `where` matches and write their "failed" phase line, at once."""
+        stmt = (
+            update(Call)
+            .where(*where)
+            .values(state="failed", ended_at=now, error_code=code, error_message=message)
+            .returning(Call.id, Call.mode)
+        )
+        async with self._store.engine.begin() as conn:
+            failed = [Failed(i, mode) for i, mode in await conn.execute(stmt)]
+            if failed:
+                rows = [
+                    {"call_id": f.id, "at": now, "kind": "phase", "text": "failed", "speaker": ""}
+                    for f in failed
+                ]
+                await conn.execute(insert(CallLine), rows)
+        return failed
 
     async def mark_speaker_only(self, call: Call) -> None:
         async with self._store.engine.begin() as conn:

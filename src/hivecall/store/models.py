@@ -143,6 +143,8 @@ class Call(Base):
     __table_args__ = (
         Index("ix_calls_created", "created_at"),
         Index("ix_calls_started_by", "started_by", "created_at"),
+        # The sweeper looks for the few calls still ringing or connecting, every second.
+        Index("ix_calls_state", "state"),
     )
 
 

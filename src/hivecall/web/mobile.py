@@ -1,7 +1,8 @@
 """The mobile web app (`/m`): pair a phone, pick an agent, call it. Installable as a PWA.
 
 Its files live in `static/m/`; it reuses the dashboard's `api.js`, `call.js` and
-`callmodal.js`, with the device token (kept in the phone's localStorage) as the bearer.
+`callmodal.js`, with the device token (kept in the phone's localStorage) as the bearer. Its
+service worker (`/m/sw.js`, scope `/m`) keeps the app's shell for when the hub is unreachable.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+
+from hivecall import __version__
 
 MOBILE = resources.files("hivecall.web") / "static" / "m"
 THEME = "#0f1115"
@@ -50,8 +53,23 @@ async def manifest(request: Request) -> Response:
     return JSONResponse(MANIFEST, media_type="application/manifest+json")
 
 
+def service_worker_script() -> str:
+    """sw.js with this hub's version in its cache name: a new hub, new bytes, a new shell."""
+    return (MOBILE / "sw.js").read_text().replace("__HUB_VERSION__", __version__)
+
+
+async def service_worker(request: Request) -> Response:
+    # At /m/sw.js its scope could only be /m/; the app itself is /m, which the header allows.
+    return Response(
+        service_worker_script(),
+        media_type="text/javascript",
+        headers={"service-worker-allowed": "/m", **NO_STORE},
+    )
+
+
 routes = [
     Route("/m", app_page, methods=["GET"]),
     Route("/m/", slash, methods=["GET"]),
     Route("/m/manifest.webmanifest", manifest, methods=["GET"]),
+    Route("/m/sw.js", service_worker, methods=["GET"]),
 ]

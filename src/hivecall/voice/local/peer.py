@@ -4,6 +4,13 @@ The page's offer comes in, the answer goes back (the same exchange as OpenAI's /
 The caller's audio track feeds the conversation; the hub's SpeechTrack carries the agent's voice;
 the page's `oai-events` data channel carries the conversation's events out and the page's
 `response.create` (the greeting) in.
+
+Network drops: aiortc has no "disconnected" state, and its ICE consent check gives up only
+after ~30 s of silence (then it closes the connection itself, and "closed" looks like a hang-up).
+So the caller's audio is the pulse: it arrives every 20 ms (silence included, muted included),
+and a gap of LOST_AFTER_S is reported as `network lost`, the next frame as `network recovered`.
+A connection that ends because its ICE failed (consent expired) fails the call with
+`media_lost`; a gap alone does not (a microphone unplugged before a hang-up stops audio too).
 """
 
 from __future__ import annotations
@@ -12,8 +19,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Literal
 
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
@@ -27,7 +35,12 @@ from hivecall.voice.local.track import SpeechTrack, read_microphone
 log = logging.getLogger(__name__)
 
 Phase = Callable[[str, tuple[str, str] | None], Coroutine[Any, Any, None]]
+Network = Callable[[Literal["lost", "recovered"]], Coroutine[Any, Any, None]]
 MakeConversation = Callable[[SpeechTrack, Emit], LocalConversation]
+
+# No audio from the caller for this long: the network dropped (a frame comes every 20 ms).
+LOST_AFTER_S = 3.0
+LOST = ("media_lost", "the call's audio connection was lost")
 
 
 def speaker_only(offer: str) -> bool:
@@ -43,7 +56,7 @@ def speaker_only(offer: str) -> bool:
 
 
 class LocalPeer:
-    def __init__(self, *, conversation: MakeConversation, phase: Phase) -> None:
+    def __init__(self, *, conversation: MakeConversation, phase: Phase, network: Network) -> None:
         allow_loopback_ice()
         # No STUN or TURN: the hub answers from its own addresses (aiortc's default is Google's
         # public STUN server, which a private hub has no reason to call).
@@ -51,8 +64,14 @@ class LocalPeer:
         self.speaker = SpeechTrack()
         self.conversation = conversation(self.speaker, self._emit)
         self._phase = phase
+        self._network = network
         self._channel: RTCDataChannel | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._heard_at: float | None = None  # the caller's latest audio frame (monotonic)
+        self._lost = False
+        self._ice_failed = False
+        self._connected = False
         self._closing = False
         self._done = asyncio.Event()
         self.on_closed: Callable[[], None] | None = None
@@ -70,13 +89,53 @@ class LocalPeer:
             raise
         except Exception as e:
             raise BadRequest(f"the offer cannot be answered: {e}", code="invalid_sdp") from e
+        self._follow_ice()
         return self.pc.localDescription.sdp
+
+    def _follow_ice(self) -> None:
+        """Note an ICE transport that fails on its own (consent expired: the network is gone);
+        the connection then closes as if the caller had hung up."""
+        dtls = [t.receiver.transport for t in self.pc.getTransceivers()]
+        if self.pc.sctp is not None:
+            dtls.append(self.pc.sctp.transport)
+        for ice in {d.transport for d in dtls}:
+
+            @ice.on("statechange")
+            def _changed(ice: Any = ice) -> None:
+                if ice.state == "failed":
+                    self._ice_failed = True
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio" and self._reader is None:
             self._reader = asyncio.create_task(
-                read_microphone(track, self.conversation.feed), name="local-call-microphone"
+                read_microphone(track, self._heard), name="local-call-microphone"
             )
+            self._watch = asyncio.create_task(self._watch_network(), name="local-call-network")
+
+    def _heard(self, frame: bytes) -> None:
+        self._heard_at = time.monotonic()
+        if self._lost:
+            self._lost = False
+            self._spawn(self._network("recovered"))
+        self.conversation.feed(frame)
+
+    async def _watch_network(self) -> None:
+        # Only once audio has flowed: before that the connection is still being set up.
+        tick = LOST_AFTER_S / 4
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            woke_late, last = now - last > 2 * tick, now
+            heard = self._heard_at
+            if heard is None or self._lost:
+                continue
+            if woke_late:
+                # The event loop itself stood still: the audio that came meanwhile is unread.
+                self._heard_at = now
+            elif now - heard > LOST_AFTER_S:
+                self._lost = True
+                self._spawn(self._network("lost"))
 
     def _on_channel(self, channel: RTCDataChannel) -> None:
         self._channel = channel
@@ -91,7 +150,7 @@ class LocalPeer:
 
         @channel.on("close")
         def _close() -> None:
-            self._spawn(self._ended("ended", None))
+            self._spawn(self._channel_closed())
 
         if channel.readyState == "open":
             _open()
@@ -114,12 +173,21 @@ class LocalPeer:
         if channel is not None and channel.readyState == "open":
             channel.send(json.dumps(event))
 
+    async def _channel_closed(self) -> None:
+        # A dropped network closes the channel too: that is no hang-up.
+        if self._ice_failed:
+            await self._ended("failed", LOST)
+        else:
+            await self._ended("ended", None)
+
     async def _on_state(self) -> None:
         state = self.pc.connectionState
         if state == "connected":
+            self._connected = True
             await self._phase("talking", None)
         elif state == "failed":
-            await self._ended("failed", ("media_failed", "the audio connection failed"))
+            never = ("media_failed", "the audio connection failed")
+            await self._ended("failed", LOST if self._connected else never)
 
     async def _ended(self, phase: str, error: tuple[str, str] | None) -> None:
         if self._closing:
@@ -135,10 +203,11 @@ class LocalPeer:
             return
         self._closing = True
         try:
-            if self._reader is not None:
-                self._reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._reader
+            for task in (self._watch, self._reader):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await self.conversation.aclose()
             self.speaker.stop()
             await self.pc.close()

@@ -27,6 +27,15 @@
 // worker records the call, so the page reports nothing but the end. A failed join is not the
 // end of the call: the room stays, with Retry and End call.
 //
+// A call never hangs on "Connecting…": from the hub's answer it has the hub's
+// connect_timeout_s to be talking, else it fails (call_unanswered before the other side answered
+// the offer, media_failed after). A connected peer that goes `disconnected` puts the call in
+// "reconnecting" (the hub is told: network lost); back to `connected` it is talking again
+// (network recovered); `failed`, or disconnected for connect_timeout_s, fails it (media_lost).
+// The hub fails calls too, on the same clock (its sweeper), and ends a local call's peer: the
+// page ends on its side and shows the hub's reason, which comes back from /end, or from the
+// record when the other side closed the data channel. Cloud calls have the room's state.
+//
 // A Call is an EventTarget: listen to "change" and read `call.view` (a plain snapshot).
 
 import { CloudRoom } from "/static/cloud.js";
@@ -39,6 +48,7 @@ const PROGRESS_NOTE_MS = 5000;  // the shortest gap between two progress items f
 const SPEECH_SETTLE_MS = 800;   // after the person stops speaking, before the answer is asked for
 const RETRY_ASK_MS = 500;       // after a response.create the service refused (one was running)
 const STALE_ASK_MS = 5000;      // a response.create with no answer at all: stop waiting for it
+const CONNECT_TIMEOUT_S = 30;   // the hub says its own (connect_timeout_s); this if it does not
 
 const PROCESSED_AUDIO = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
 const RAW_AUDIO = { echoCancellation: false, noiseSuppression: false, autoGainControl: false };
@@ -85,6 +95,13 @@ export class Call extends EventTarget {
     this.asks = [];                // {response, turn?}: response.create still to send
     this.asking = null;            // {eventId, ask}: the response.create in flight
     this.askCount = 0;
+    // The media's health: whether the peer ever connected, and the timers that give up on it.
+    this.mediaUp = false;
+    this.connectTimer = null;
+    this.lostTimer = null;
+    this.phaseBeforeLoss = null;   // what "reconnecting" goes back to
+    this.connectTimeoutS = null;   // the hub's call_connect_timeout, from the call's start
+    this.answered = false;         // the other side answered the offer
   }
 
   get view() {
@@ -98,6 +115,14 @@ export class Call extends EventTarget {
 
   get byok() { return !!this.record?.realtime; }
 
+  // The mode the hub chose (a retry asks for the same one), else the one asked for.
+  get chosenMode() { return this.record?.mode || this.mode; }
+
+  get connectTimeoutMs() {
+    const s = Number(this.connectTimeoutS);
+    return 1000 * (s > 0 ? s : CONNECT_TIMEOUT_S);
+  }
+
   changed() { this.dispatchEvent(new Event("change")); }
 
   async start() {
@@ -105,8 +130,11 @@ export class Call extends EventTarget {
     try {
       const body = { agent_id: this.agent.id };
       if (this.mode) body.mode = this.mode;
-      const { call } = await this.api("/api/calls", { method: "POST", body: JSON.stringify(body) });
-      this.record = call;
+      const started = await this.api("/api/calls", { method: "POST", body: JSON.stringify(body) });
+      const call = (this.record = started.call);
+      this.connectTimeoutS = started.connect_timeout_s;
+      // The hub's sweeper runs on the same clock; a cloud room says for itself how it is going.
+      if (!call.livekit) this.connectTimer = setTimeout(() => this.connectTimedOut(), this.connectTimeoutMs);
       if (call.realtime) {
         const rt = call.realtime;
         await this.connect(`${rt.webrtc_url}/realtime/calls`, { authorization: `Bearer ${rt.client_secret}` },
@@ -122,7 +150,10 @@ export class Call extends EventTarget {
           { code: "mode_unsupported" });
       }
     } catch (err) {
-      await this.fail(err);
+      // fetch() throws a TypeError when no answer came at all; the hub is not there.
+      const unreachable = !this.record && err instanceof TypeError;
+      await this.fail(unreachable ? { code: "hub_unreachable", message: `the hub did not answer (${err.message})` }
+        : err);
     }
   }
 
@@ -146,13 +177,11 @@ export class Call extends EventTarget {
     pc.ontrack = (e) => { this.audio.srcObject = e.streams[0] || new MediaStream([e.track]); };
     if (this.track) pc.addTrack(this.track, new MediaStream([this.track]));
     else pc.addTransceiver("audio", { direction: "recvonly" });
-    pc.onconnectionstatechange = () => {
-      if (pc.connectionState === "failed" && !this.finished)
-        this.fail({ code: "media_failed", message: "the audio connection failed" });
-    };
+    pc.onconnectionstatechange = () => this.peerState(pc);
     const dc = (this.dc = pc.createDataChannel("oai-events"));
     dc.onopen = () => { if (this.phase !== "talking") this.setPhase("talking"); onOpen(); };
     dc.onmessage = (e) => this.onEvent(e.data);
+    dc.onclose = () => this.peerClosed();
 
     this.setPhase("connecting");
     await pc.setLocalDescription(await pc.createOffer());
@@ -169,6 +198,65 @@ export class Call extends EventTarget {
         { code: body.error?.code || "realtime_refused" });
     }
     await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+    this.answered = true;
+  }
+
+  // -- the media's health -----------------------------------------------------------------
+
+  peerState(pc) {
+    if (pc !== this.pc || this.finished) return;
+    const state = pc.connectionState;
+    if (state === "connected") this.mediaConnected();
+    else if (state === "disconnected") this.mediaDisconnected();
+    else if (state === "failed") this.fail(this.mediaUp ? MEDIA_LOST : MEDIA_FAILED);
+  }
+
+  // Connected (ICE and DTLS); "talking" comes when the data channel opens.
+  mediaConnected() {
+    this.mediaUp = true;
+    clearTimeout(this.connectTimer);
+    if (this.phase !== "reconnecting") return;
+    clearTimeout(this.lostTimer);
+    this.phase = this.phaseBeforeLoss;
+    this.report({ type: "network", state: "recovered" });
+    this.changed();
+  }
+
+  // Before the first connection the connect timer is watching; after it, a loss may heal.
+  mediaDisconnected() {
+    if (!this.mediaUp || this.phase === "reconnecting") return;
+    this.phaseBeforeLoss = this.phase;
+    this.phase = "reconnecting";
+    this.report({ type: "network", state: "lost" });
+    this.changed();
+    this.lostTimer = setTimeout(() => this.fail(MEDIA_LOST), this.connectTimeoutMs);
+  }
+
+  connectTimedOut() {
+    if (this.finished || this.phase === "talking" || this.phase === "reconnecting") return;
+    const within = `within ${Math.round(this.connectTimeoutMs / 1000)} seconds`;
+    this.fail(this.answered ? { ...MEDIA_FAILED, message: `the audio connection did not connect ${within}` }
+      : { code: "call_unanswered", message: `the call was not answered ${within}` });
+  }
+
+  // The other side closed the data channel: the hub hung up (a local call ended elsewhere, or
+  // failed by the hub), or the voice service ended its session. The record says which.
+  async peerClosed() {
+    if (this.finished) return;
+    const view = await this.api(`/api/calls/${this.record.id}`).then((b) => b.call).catch(() => null);
+    if (this.finished) return;
+    if (view?.state === "ended" || view?.state === "failed") this.closedByHub(view);
+    else this.fail({ ...MEDIA_LOST, message: "the other side closed the call" });
+  }
+
+  // The hub already recorded the end: only this page's side is left to close.
+  closedByHub(view) {
+    this.record = { ...this.record, state: view.state, error: view.error };
+    const failed = view.error || { code: "call_failed", message: "the hub failed the call" };
+    this.error = view.state === "failed" ? failed : null;
+    this.phase = view.state;
+    this.teardown();
+    this.changed();
   }
 
   // A LiveKit room (cloud calls): the room's state drives this call's phase, mic and captions.
@@ -455,9 +543,15 @@ export class Call extends EventTarget {
     this.changed();
     if (this.record) {
       await this.flush();
-      await this.api(`/api/calls/${this.record.id}/end`, { method: "POST",
+      const ended = await this.api(`/api/calls/${this.record.id}/end`, { method: "POST",
         body: JSON.stringify({ error: { code: safeCode(this.error.code), message: this.error.message.slice(0, 500) } }) })
-        .catch(() => {});
+        .catch(() => null);
+      // The hub may have failed the call first (its own timeout): its record, its reason.
+      const recorded = ended?.call?.error;
+      if (ended?.call?.state === "failed" && recorded?.code && recorded.code !== this.error.code) {
+        this.error = recorded;
+        this.changed();
+      }
     }
   }
 
@@ -468,6 +562,8 @@ export class Call extends EventTarget {
   }
 
   teardown() {
+    clearTimeout(this.connectTimer);
+    clearTimeout(this.lostTimer);
     this.cloud?.leave();
     try { this.dc?.close(); } catch { /* already closed */ }
     try { this.pc?.close(); } catch { /* already closed */ }
@@ -482,9 +578,15 @@ export class Call extends EventTarget {
     this.report({ type: "phase", phase });
   }
 
-  // Reports go out one after another, in order; a lost report never breaks the call.
+  // Reports go out one after another, in order; a lost report never breaks the call. Local
+  // and cloud calls are recorded by the hub (or the worker): they report nothing themselves
+  // (a local call's hub sees the network drop too, as a gap in the caller's audio).
   report(event) {
-    if (!this.record || this.hubRecords) return;
+    if (!this.hubRecords) this.notifyHub(event);
+  }
+
+  notifyHub(event) {
+    if (!this.record) return;
     const id = this.record.id;
     this.outbox = this.outbox.then(() =>
       this.api(`/api/calls/${id}/events`, { method: "POST", body: JSON.stringify({ events: [event] }) })
@@ -493,6 +595,9 @@ export class Call extends EventTarget {
 
   flush() { return this.outbox; }
 }
+
+const MEDIA_FAILED = { code: "media_failed", message: "the audio connection could not be set up" };
+const MEDIA_LOST = { code: "media_lost", message: "the audio connection was lost" };
 
 // A room's phase -> the call's (a room that ended, or removed us, ends the call for this page).
 const ROOM_PHASE = {

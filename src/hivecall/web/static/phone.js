@@ -1,5 +1,7 @@
 // The dashboard's Phone panel: make a pairing code (text, QR code, countdown), watch it get
-// used, and list the paired phones with a Revoke button each.
+// used, and list the paired phones with a Revoke button each. When the hub serves HTTPS with
+// its own certificate authority, step 1 is trusting that CA on the phone (its QR code, its
+// fingerprint, how to install it per platform); step 2 is the pairing code.
 
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 2000;
@@ -14,6 +16,18 @@ const when = (iso) => (iso ? new Date(iso).toLocaleString() : "never");
 
 let timers = [];
 const stop = () => { timers.forEach(clearInterval); timers = []; };
+
+// Step 1 when the hub has its own CA ({ca_url, ca_qr_svg, fingerprint}); none when null.
+function showTrust(https) {
+  $("pair-trust").hidden = !https;
+  if (!https) return;
+  $("pair-ca-qr").innerHTML = https.ca_qr_svg;  // drawn by the hub from its own CA's URL
+  const link = $("pair-ca-url");
+  link.textContent = https.ca_url;
+  if (/^https?:\/\//.test(https.ca_url)) link.href = https.ca_url;
+  else link.removeAttribute("href");
+  $("pair-ca-fingerprint").textContent = https.fingerprint;
+}
 
 /** Wire the panel to `api`; returns the function that (re)loads the device list. */
 export function setupPhonePanel(api) {
@@ -51,6 +65,7 @@ export function setupPhonePanel(api) {
       $("pair-url").textContent = p.url;
       $("pair-hint").hidden = !res.hint;
       $("pair-hint").textContent = res.hint || "";
+      showTrust(res.https);
       $("pairing").hidden = false;
       $("pair-qr").hidden = false;
       // Count down from what the hub said, so a skewed clock here does not matter.
@@ -70,6 +85,7 @@ export function setupPhonePanel(api) {
         if (pairing?.state !== "paired") return;
         stop();
         $("pair-qr").hidden = true;
+        $("pair-trust").hidden = true;  // it trusted the hub, or it could not have paired
         show("paired", `Paired: ${pairing.device?.name || "a phone"}.`);
         await loadDevices();
       };

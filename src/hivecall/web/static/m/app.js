@@ -2,8 +2,13 @@
 // the hub's agents and call one with the same call modal as the dashboard. The device token
 // and the hub it paired with live in this phone's localStorage; a 401 (the owner revoked the
 // phone) forgets them and goes back to the pairing screen.
+//
+// Like an app: a service worker (sw.js) keeps the shell, so with the hub down the app still
+// opens and says it cannot reach the hub, with a button to try again; the screen stays on
+// while a call is live (wakelock.js).
 import { makeApi } from "/static/api.js";
 import { openCallModal } from "/static/callmodal.js";
+import { ScreenAwake } from "/static/m/wakelock.js";
 
 const STORE_KEY = "hivecall.device";
 const REFRESH_MS = 20000;
@@ -37,6 +42,7 @@ let api = null;
 let inCall = false;
 let agents = [];
 let roomCalls = false;  // cloud calls are available but not the default: offer a "Room" button
+const awake = new ScreenAwake();
 
 // Requests with the device token; a 401 means the hub no longer knows this phone.
 function deviceApi(token) {
@@ -106,8 +112,8 @@ async function pair(e) {
     $("pair-code").value = "";
     await showHome();
   } catch (err) {
-    $("pair-error").textContent = err.message;
-    $("pair-error").dataset.code = err.code || "";
+    $("pair-error").textContent = err.status ? err.message : unreachableText(location.origin);
+    $("pair-error").dataset.code = err.code || (err.status ? "" : "hub_unreachable");
   } finally {
     $("pair-submit").disabled = false;
   }
@@ -124,12 +130,28 @@ async function showHome() {
 
 async function refresh() {
   if (!api) return;
+  $("unreachable-retry").disabled = true;
   try {
     await Promise.all([loadAgents(), loadModes(), loadCalls()]);
+    reachable(true);
     document.body.dataset.ready = "1";
   } catch (err) {
-    if (err.status !== 401) $("mode-note").textContent = `Cannot reach the hub: ${err.message}`;
+    if (!err.status) reachable(false);  // no answer at all (an answer has a status)
+    else if (err.status !== 401) $("mode-note").textContent = `The hub answered with an error: ${err.message}`;
+  } finally {
+    $("unreachable-retry").disabled = false;
   }
+}
+
+// Whether the hub answered; when it did not, the app says so and how to fix it.
+function reachable(yes) {
+  document.body.dataset.hub = yes ? "reachable" : "unreachable";
+  $("unreachable").hidden = yes;
+  $("unreachable-text").textContent = yes ? "" : unreachableText(pairing?.hub || location.origin);
+}
+
+function unreachableText(hub) {
+  return `Can't reach your hub at ${hub}: is it running and is this phone on the same network?`;
 }
 
 async function loadAgents() {
@@ -182,7 +204,8 @@ async function loadCalls() {
 
 function startCall(agent, mode) {
   inCall = true;
-  openCallModal({ api, agent, mode, onClose: () => { inCall = false; refresh(); } });
+  openCallModal({ api, agent, mode, onCall: (call) => awake.follow(call),
+    onClose: () => { inCall = false; refresh(); } });
 }
 
 // -- start -----------------------------------------------------------------------------------
@@ -194,8 +217,16 @@ function codeFromLink() {
   return decodeURIComponent(match[1]);
 }
 
+// The shell, kept for when the hub is unreachable. Without a service worker (no secure
+// context, an old browser) the app works the same, online only.
+function keepShell() {
+  if (!window.isSecureContext || !("serviceWorker" in navigator)) return;
+  navigator.serviceWorker.register("/m/sw.js", { scope: "/m" }).catch(() => {});
+}
+
 $("pair-form").addEventListener("submit", pair);
 $("refresh").onclick = refresh;
+$("unreachable-retry").onclick = refresh;
 $("forget").onclick = () => {
   if (!confirm("Forget this hub? You will need a new pairing code to connect again.")) return;
   forget();
@@ -208,6 +239,7 @@ document.addEventListener("visibilitychange", () => {
 });
 setInterval(() => { if (document.visibilityState === "visible" && !inCall) refresh(); }, REFRESH_MS);
 $("insecure").hidden = window.isSecureContext;
+keepShell();
 
 const linked = codeFromLink();
 if (linked) {
