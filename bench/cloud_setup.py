@@ -16,7 +16,6 @@ the load generator share this process without contending.
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 import uuid
@@ -28,6 +27,7 @@ from livekit import api
 from livekit.protocol import agent_dispatch, room
 
 from harness import BenchError, Hub, Options, Result, Samples, alternating, hub, machine, table
+from hivecall.calls.cloud.wire import JobMeta
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -47,7 +47,7 @@ async def measure(
 
         async def setup_direct() -> None:
             name = f"direct-{uuid.uuid4().hex[:12]}"
-            meta = json.dumps({"hivecall": 1, "call_id": name, "agent_id": "x", "agent_name": "x"})
+            meta = JobMeta(call_id=name, agent_id="x", agent_name="x").encode()
             await lk.room.create_room(
                 room.CreateRoomRequest(name=name, empty_timeout=300, max_participants=8)
             )

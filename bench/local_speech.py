@@ -29,18 +29,19 @@ import numpy as np
 
 from harness import BenchError, Options, Result, machine, table
 from hivecall.agents.records import AgentCreate
-from hivecall.bridge import TurnHandle, TurnRequest
 from hivecall.calls.records import CallLineIn
 from hivecall.hub import Hub
 from hivecall.settings import Settings
+from hivecall.speech.models import shared
+from hivecall.speech.stt import pcm16_to_float
+from hivecall.speech.tts import RATE as TTS_RATE
+from hivecall.speech.tts import clauses, resample
+from hivecall.speech.vad import FRAME_BYTES
+from hivecall.turns.handle import TurnHandle
+from hivecall.turns.request import TurnRequest
 from hivecall.voice.local.conversation import LocalConversation
-from hivecall.voice.local.models import shared
 from hivecall.voice.local.service import Tuning
-from hivecall.voice.local.stt import pcm16_to_float
 from hivecall.voice.local.track import SpeechTrack
-from hivecall.voice.local.tts import RATE as TTS_RATE
-from hivecall.voice.local.tts import clauses, resample
-from hivecall.voice.local.vad import FRAME_BYTES
 
 NAME = "local"
 GOAL_MS = 800.0

@@ -30,15 +30,16 @@ from typing import Any
 
 from harness import BenchError, Options, Result, machine, table
 from hivecall.agents.records import AgentCreate
-from hivecall.bridge import TurnHandle, TurnRequest
 from hivecall.calls.records import CallLineIn
 from hivecall.hub import Hub
 from hivecall.settings import Settings
+from hivecall.speech.models import shared
+from hivecall.speech.vad import FRAME_BYTES
+from hivecall.turns.handle import TurnHandle
+from hivecall.turns.request import TurnRequest
 from hivecall.voice.local.conversation import LocalConversation
-from hivecall.voice.local.models import shared
 from hivecall.voice.local.service import Tuning
 from hivecall.voice.local.track import SpeechTrack
-from hivecall.voice.local.vad import FRAME_BYTES
 from local_speech import REQUESTS, Drain, feed_realtime, speech_end, spoken
 
 NAME = "long_turns_local"

@@ -12,8 +12,9 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 import httpx
 import pytest
@@ -25,6 +26,8 @@ from tests.keys import OWNER_TOKEN, WATCHED_SECRETS
 from tests.leakscan import LeakScanner, failing, install, report
 
 OWNER = OWNER_TOKEN
+# What every owner's request carries (read-only: spread it to add headers).
+OWNER_HEADERS: Mapping[str, str] = MappingProxyType({"authorization": f"Bearer {OWNER}"})
 # The address test clients reach the app at: a name the hub answers to (boundary.py).
 HUB_URL = "http://127.0.0.1:8765"
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -142,15 +145,17 @@ async def anon(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
+def owner_client(app: Starlette | None = None, *, base_url: str = HUB_URL) -> httpx.AsyncClient:
+    """The owner's HTTP client: on `app` in-process when given, else over the network."""
+    transport = httpx.ASGITransport(app=app) if app is not None else None
+    return httpx.AsyncClient(
+        transport=transport, base_url=base_url, headers=OWNER_HEADERS, timeout=30
+    )
+
+
 @pytest.fixture
 async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url=HUB_URL,
-        headers={"authorization": f"Bearer {OWNER}"},
-        timeout=30,
-    ) as c:
+    async with owner_client(app) as c:
         yield c
 
 

@@ -11,12 +11,13 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 from starlette.applications import Starlette
 
 from hivecall.app import create_app
 from hivecall.hub import Hub
 from hivecall.settings import Settings
-from tests.conftest import OWNER
+from tests.conftest import OWNER, OWNER_HEADERS
 from tests.keys import FAKE_OPENAI_KEY
 from tests.standins.threaded import ServerThread
 
@@ -42,7 +43,7 @@ class LiveHub:
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"authorization": f"Bearer {self.owner_token}"}
+        return dict(OWNER_HEADERS)
 
     @property
     def hub(self) -> Hub:
@@ -57,6 +58,11 @@ class LiveHub:
             return await fn(self.hub)
 
         return await self.server.run(call())
+
+
+def owner(live: LiveHub, method: str, path: str, **kw: Any) -> httpx.Response:
+    """A request to the live hub as its owner (blocking: for tests that drive a browser)."""
+    return httpx.request(method, f"{live.url}{path}", headers=live.headers, timeout=30, **kw)
 
 
 def serve_hub(

@@ -26,7 +26,6 @@ from starlette.applications import Starlette
 from hivecall.agents.records import AgentCreate, AgentRecord
 from hivecall.app import create_app
 from hivecall.auth import Principal
-from hivecall.bridge import new_id
 from hivecall.hub import Hub
 from hivecall.runtimes import TurnInput
 from hivecall.runtimes.command import build_argv, session_uuid
@@ -37,6 +36,7 @@ from hivecall.runtimes.runner import process_start
 from hivecall.settings import Settings
 from hivecall.store import Store
 from hivecall.store.models import Agent, Meta, Turn
+from hivecall.turns.ids import new_id
 from tests.conftest import SCRIPTS, script
 from tests.keys import FAKE_OPENAI_KEY, LIVEKIT_API_SECRET
 

@@ -25,11 +25,11 @@ from starlette.websockets import WebSocket
 from hivecall.app import create_app
 from hivecall.boundary import Boundary, Rules, content_security_policy, page_headers
 from hivecall.errors import ConfigError
+from hivecall.http_api import error_response
 from hivecall.settings import Settings
-from hivecall.web.http import error_response
-from tests.conftest import HUB_URL, OWNER, script
+from tests.conftest import HUB_URL, OWNER, OWNER_HEADERS, script
 from tests.live import LiveHub, serve_hub
-from tests.standins.threaded import ServerThread
+from tests.standins.threaded import ServerThread, free_port
 from tests.test_serve_e2e import Server
 
 # A page served from another port of the same machine: the same site, another origin.
@@ -284,18 +284,12 @@ async def test_listed_origins_may_use_the_compat_api(
             assert preflight.status_code == 204
             assert preflight.headers["access-control-allow-origin"] == webui
             assert "authorization" in preflight.headers["access-control-allow-headers"]
-            r = await c.get(
-                "/v1/models", headers={"origin": webui, "authorization": f"Bearer {OWNER}"}
-            )
+            r = await c.get("/v1/models", headers={"origin": webui, **OWNER_HEADERS})
             assert r.status_code == 200 and r.headers["access-control-allow-origin"] == webui
-            r = await c.get(
-                "/v1/models", headers={"origin": EVIL_PAGE, "authorization": f"Bearer {OWNER}"}
-            )
+            r = await c.get("/v1/models", headers={"origin": EVIL_PAGE, **OWNER_HEADERS})
             assert r.status_code == 403 and "access-control-allow-origin" not in r.headers
             # The listed origin is for the compat API only, not for hivecall's own.
-            r = await c.get(
-                "/api/agents", headers={"origin": webui, "authorization": f"Bearer {OWNER}"}
-            )
+            r = await c.get("/api/agents", headers={"origin": webui, **OWNER_HEADERS})
             assert r.status_code == 403
 
 
@@ -526,16 +520,9 @@ def test_serve_believes_no_forwarded_for_unless_told(
 # -- real uvicorn: both listeners --------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def live(tmp_path: Path, environ: dict[str, str], workspace: Path) -> Iterator[LiveHub]:
-    compat_port = _free_port()
+    compat_port = free_port()
     with contextlib.contextmanager(serve_hub)(
         tmp_path,
         environ=environ,

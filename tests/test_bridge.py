@@ -14,13 +14,13 @@ from starlette.applications import Starlette
 
 from hivecall.agents.records import Agents
 from hivecall.app import create_app
-from hivecall.bridge import TurnRequest
 from hivecall.hub import Hub
 from hivecall.runtimes import TurnInput
 from hivecall.secretbox import SecretBox
 from hivecall.settings import Settings
 from hivecall.store import Store
 from hivecall.store.models import Turn
+from hivecall.turns.request import TurnRequest
 
 
 async def test_phone_turn_is_persisted_and_speakable(client: httpx.AsyncClient) -> None:
@@ -114,6 +114,7 @@ async def test_bad_turns_change_nothing(client: httpx.AsyncClient) -> None:
 class Hanging:
     exclusive = False
     wants_context = False
+    resumes_sessions = False
 
     def __init__(self) -> None:
         self.started = asyncio.Event()

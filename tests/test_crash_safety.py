@@ -47,7 +47,8 @@ from tests.hivemind.peer import Peer
 from tests.local.caller import Caller
 from tests.local.speech import said, silence
 from tests.procs import alive
-from tests.test_serve_e2e import HIVECALL, free_port
+from tests.standins.threaded import free_port
+from tests.test_serve_e2e import HIVECALL
 
 pytestmark = pytest.mark.slow
 

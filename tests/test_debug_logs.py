@@ -22,15 +22,15 @@ from sqlalchemy.exc import DBAPIError, StatementError
 
 from hivecall.logs import PINNED, FieldsFormatter, setup_logging
 from hivecall.store import Store
-from tests.hivemind.conftest import free_port
 from tests.hivemind.peer import Peer
 from tests.hivemind.test_serve import credentials, hivecall, serve
 from tests.leakscan import LeakScanner
+from tests.standins.threaded import free_port
 
 SECRET_VALUE = "a-bound-value-the-log-never-shows-0123456789"
 
 
-LOGGERS = ("hivecall.web.http", "uvicorn.error")  # the hub logs an unexpected error, then uvicorn
+LOGGERS = ("hivecall.http_api", "uvicorn.error")  # the hub logs an unexpected error, then uvicorn
 
 
 @pytest.fixture

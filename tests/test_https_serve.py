@@ -17,7 +17,8 @@ import pytest
 from hivecall.listening import phone_url, plan
 from hivecall.settings import Settings
 from tests.netaddr import lan_address
-from tests.test_serve_e2e import HIVECALL, SECRET, cli, free_port
+from tests.standins.threaded import free_port
+from tests.test_serve_e2e import HIVECALL, SECRET, cli
 
 TOKEN = "https-owner-token-0123456789abcdefgh"
 

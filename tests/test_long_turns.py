@@ -22,7 +22,7 @@ from hivecall.hub import Hub
 from hivecall.runtimes.base import Progress
 from hivecall.runtimes.progress import READERS
 from hivecall.settings import Settings
-from hivecall.turn_handle import PROGRESS_KEEP, REPLY_MAX
+from hivecall.turns.handle import PROGRESS_KEEP, REPLY_MAX
 from tests.conftest import OWNER, SCRIPTS, script
 from tests.procs import alive
 

@@ -41,7 +41,7 @@ from schemathesis.schemas import APIOperation
 from hivecall.app import create_app
 from hivecall.openapi import OPERATIONS, PATH
 from hivecall.settings import Settings
-from tests.conftest import OWNER
+from tests.conftest import OWNER, OWNER_HEADERS
 from tests.keys import FAKE_OPENAI_KEY
 from tests.standins.realtime.server import RealtimeStandin
 from tests.standins.threaded import ServerThread
@@ -192,7 +192,7 @@ def operations(hub: ServerThread) -> list[APIOperation]:
 def existing(hub: ServerThread) -> dict[str, str]:
     """Things that exist, for the path parameters that name them (random ones are 404s)."""
     with requests.Session() as s:
-        s.headers["authorization"] = f"Bearer {OWNER}"
+        s.headers.update(OWNER_HEADERS)
 
         def made(path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
             r = s.post(f"{hub.origin}{path}", json=body, timeout=TIMEOUT_S)

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,16 +16,10 @@ import httpx
 import pytest
 
 from tests.conftest import script
+from tests.standins.threaded import free_port
 
 HIVECALL = [sys.executable, "-m", "hivecall"]
 SECRET = "sk-test-do-not-print-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 from hivecall.app import create_app
 from hivecall.settings import Settings, describe, masked_url
-from tests.conftest import HUB_URL, OWNER
+from tests.conftest import OWNER, owner_client
 
 DB_PASSWORD = "db-password-never-shown-0123"
 
@@ -57,12 +56,8 @@ async def test_the_settings_api_masks_the_database_password(
     url = f"postgresql://{user}:{DB_PASSWORD}@{rest}"
     settings = Settings(home=tmp_path / "home", database_url=url, owner_token=OWNER)
     app = create_app(settings, environ=environ, workspace=workspace)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url=HUB_URL, headers={"authorization": f"Bearer {OWNER}"}
-        ) as client:
-            r = await client.get("/api/settings")
+    async with app.router.lifespan_context(app), owner_client(app) as client:
+        r = await client.get("/api/settings")
     assert r.status_code == 200, r.text
     assert DB_PASSWORD not in r.text
     (row,) = [row for row in r.json()["settings"] if row["name"] == "database_url"]

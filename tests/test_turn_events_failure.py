@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 
 from hivecall.hub import Hub
 from hivecall.store.models import Turn
-from hivecall.turn_handle import TurnEvent
+from hivecall.turns.handle import TurnEvent
 from hivecall.web import turns_api
 from tests.test_long_turns import events
 

@@ -13,9 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from starlette.applications import Starlette
 
-from hivecall.bridge import TurnRequest, TurnWriter, _grouped, _SQLiteBatch, _Write, new_id
 from hivecall.hub import Hub
 from hivecall.store.models import Turn
+from hivecall.turns.ids import new_id
+from hivecall.turns.request import TurnRequest
+from hivecall.turns.writer import SQLiteBatch, TurnWriter, Write, grouped
 
 
 def hub_of(app: Starlette) -> Hub:
@@ -80,20 +82,20 @@ def test_two_writes_of_one_turn_keep_their_order() -> None:
     loop = asyncio.new_event_loop()
     try:
 
-        def write(kind: Any, values: dict[str, Any]) -> _Write:
-            return _Write(kind, values, loop.create_future())
+        def write(kind: Any, values: dict[str, Any]) -> Write:
+            return Write(kind, values, loop.create_future())
 
         other_done = write("update", {"id": "a", "status": "done", "reply": "x"})
         running = write("update", {"id": "b", "status": "running"})
         b_done = write("update", {"id": "b", "status": "done", "reply": "y"})
         fresh = write("insert", {"id": "c", "status": "running"})
         # Distinct turns: one statement per shape. A turn twice: strictly in order.
-        assert [len(rows) for _, rows in _grouped([other_done, fresh])] == [1, 1]
+        assert [len(rows) for _, rows in grouped([other_done, fresh])] == [1, 1]
         more = write("insert", {"id": "d", "status": "running"})
         odd = write("insert", {"id": "e", "status": "queued", "call_id": "x"})
-        assert [len(rows) for _, rows in _grouped([fresh, odd, more])] == [2, 1]
-        grouped = _grouped([other_done, running, b_done])
-        order = [(row["w_id"], row["v_status"]) for _, rows in grouped for row in rows]
+        assert [len(rows) for _, rows in grouped([fresh, odd, more])] == [2, 1]
+        in_order = grouped([other_done, running, b_done])
+        order = [(row["w_id"], row["v_status"]) for _, rows in in_order for row in rows]
         assert order == [("a", "done"), ("b", "running"), ("b", "done")]
     finally:
         loop.close()
@@ -109,17 +111,17 @@ def sqlite_only(database_url: str) -> None:
 async def test_sqlite_writes_take_the_fast_path_and_read_back_the_same(app: Starlette) -> None:
     hub = hub_of(app)
     echo = await hub.agents.get("echo")
-    fast = _SQLiteBatch(hub.store.engine)
+    fast = SQLiteBatch(hub.store.engine)
     loop = asyncio.get_running_loop()
     row = turn_row(echo.id)
     # True: written on the loop's thread (if aiosqlite ever changes, this says so).
-    assert await fast.commit([_Write("insert", row, loop.create_future())])
+    assert await fast.commit([Write("insert", row, loop.create_future())])
     stored = (await rows(hub))[row["id"]]
     assert stored.queued_at == row["queued_at"] and stored.started_at == row["started_at"]
     assert (stored.status, stored.message, stored.agent_id) == ("running", "hello", echo.id)
     finished = datetime.now(UTC)
     update = {"id": row["id"], "status": "done", "finished_at": finished, "duration_ms": 1.5}
-    assert await fast.commit([_Write("update", update, loop.create_future())])
+    assert await fast.commit([Write("update", update, loop.create_future())])
     stored = (await rows(hub))[row["id"]]
     assert (stored.status, stored.finished_at, stored.duration_ms) == ("done", finished, 1.5)
     await fast.aclose()
@@ -154,11 +156,11 @@ async def test_checkpoints_run_off_the_loop(app: Starlette) -> None:
     hub = hub_of(app)
     echo = await hub.agents.get("echo")
     before = await _pragmas(hub)
-    fast = _SQLiteBatch(hub.store.engine)
+    fast = SQLiteBatch(hub.store.engine)
     fast.CHECKPOINT_EVERY = 3
     loop = asyncio.get_running_loop()
     for _ in range(3):
-        assert await fast.commit([_Write("insert", turn_row(echo.id), loop.create_future())])
+        assert await fast.commit([Write("insert", turn_row(echo.id), loop.create_future())])
     assert fast._checkpoint is not None
     await fast.aclose()
     assert fast._checkpoint.done() and fast._checkpoint.exception() is None

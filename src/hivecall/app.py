@@ -18,6 +18,7 @@ from hivecall import boundary, compat, openapi
 from hivecall.compat.listener import is_api_path
 from hivecall.compat.listener import refusal as compat_refusal
 from hivecall.errors import HivecallError
+from hivecall.http_api import error_response, on_hivecall_error, on_http_error, on_unexpected
 from hivecall.hub import Hub
 from hivecall.listening import PHONE_URL, phone_url
 from hivecall.settings import Settings
@@ -30,7 +31,6 @@ from hivecall.web import (
     pairing_api,
     turns_api,
 )
-from hivecall.web.http import error_response, on_hivecall_error, on_http_error, on_unexpected
 
 
 def create_app(
@@ -49,7 +49,7 @@ def create_app(
     compat.check(settings)  # the compat listener's settings, refused before anything starts
     boundary.check(settings)
     if serve_hivemind and settings.hivemind_port:
-        from hivecall.hivemind.server import check as check_hivemind
+        from hivecall.hivemind.config import check as check_hivemind
 
         check_hivemind(settings)
 

@@ -16,7 +16,7 @@ So both listeners (the main app and the compat listener) run `Boundary`, which r
 
 WebSocket handshakes follow the same rules (closed before accept, which is HTTP 403). It also
 puts the security headers (a CSP without inline script, frame-ancestors 'none', nosniff, …) on
-every response. `read_json` (web/http.py) adds the last part: JSON bodies must say they are.
+every response. `read_json` (http_api.py) adds the last part: JSON bodies must say they are.
 """
 
 from __future__ import annotations
@@ -419,7 +419,7 @@ def _is_origin(raw: str) -> bool:
 
 
 def _by_cookie(seen: dict[str, str]) -> bool:
-    """Whether a request would be authenticated by the session cookie (web/http.py `bearer`)."""
+    """Whether a request would be authenticated by the session cookie (http_api.py `bearer`)."""
     scheme, _, value = seen.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return False

@@ -12,9 +12,9 @@ from hivecall.agents.context import ContextCache
 from hivecall.agents.records import AgentCreate, Agents
 from hivecall.auth import Tokens
 from hivecall.bridge import Bridge
-from hivecall.calls import Calls
-from hivecall.cloud.invites import Invites
-from hivecall.cloud.rooms import CloudCalls
+from hivecall.calls import Calls, Failed, Sweeper
+from hivecall.calls.cloud.invites import Invites
+from hivecall.calls.cloud.rooms import CloudCalls
 from hivecall.pairing import Pairing
 from hivecall.preferences import Preferences
 from hivecall.runtimes import Runtimes
@@ -48,6 +48,7 @@ class Hub:
     local: LocalCalls
     cloud: CloudCalls
     invites: Invites
+    sweeper: Sweeper
     # Set when this start generated the owner token: shown once, then forgotten.
     new_owner_token: str | None = None
 
@@ -97,15 +98,31 @@ class Hub:
             LocalCalls(calls=calls, bridge=bridge, agents=agents),
             CloudCalls(store=store, calls=calls, tokens=tokens, agents=agents, contexts=contexts),
             Invites(store=store),
+            Sweeper(
+                calls=calls,
+                timeout=lambda: hub.settings.call_connect_timeout,
+                on_failed=lambda failed: hub.stop_media(failed),
+            ),
         )
         return hub
 
     async def start(self, *, workspace: Path) -> None:
-        """First-start chores for a serving hub: owner token, starter agents, crash recovery."""
+        """First-start chores for a serving hub: owner token, starter agents, crash recovery;
+        then the sweeper, after one pass for the calls a stopped hub left past their timeout."""
         self.new_owner_token = await self.tokens.ensure_owner(self.settings.owner_token)
         await self.bridge.recover()
         await self.calls.recover()
+        await self.sweeper.sweep()
+        self.sweeper.start()
         await self.seed_agents(workspace=workspace)
+
+    async def stop_media(self, failed: Failed) -> None:
+        """Stop what a call the hub failed still runs: a local call's peer, a cloud call's room
+        (BYOK media is between the page and OpenAI: the page ends it)."""
+        if failed.mode == "local":
+            await self.local.hang_up(failed.id)
+        elif failed.mode == "cloud":
+            await self.cloud.end(self.settings, await self.calls.get(failed.id))
 
     async def seed_agents(self, *, workspace: Path) -> list[str]:
         """On the very first start, offer an agent for each coding CLI on PATH (else echo)."""
@@ -131,6 +148,7 @@ class Hub:
         return created
 
     async def aclose(self) -> None:
+        await self.sweeper.aclose()
         await self.local.aclose()
         await self.cloud.aclose()
         await self.bridge.aclose()

@@ -28,15 +28,17 @@ from starlette.routing import BaseRoute, Route
 from hivecall import __version__
 from hivecall.agents.records import AgentCreate, AgentUpdate
 from hivecall.auth import SESSION_COOKIE
-from hivecall.cloud.invites import InviteIn
+from hivecall.calls.cloud.invites import InviteIn
+from hivecall.calls.cloud.wire import ClaimIn
+from hivecall.calls.events import EventsIn
 from hivecall.compat.keys import KeyCreate
 from hivecall.compat.ollama import NDJSON, ChatBody, GenerateBody, ShowBody
 from hivecall.compat.openai import ChatCompletionRequest
+from hivecall.http_api import JSON_TYPE
 from hivecall.preferences import SettingsPatch
 from hivecall.web.api import AgentRuntimeRequest, PhoneRequest
-from hivecall.web.calls_api import CallEnd, CallStart, EventsIn, KeyTest
-from hivecall.web.cloud_api import AgentIn, ClaimIn, JoinIn
-from hivecall.web.http import JSON_TYPE
+from hivecall.web.calls_api import CallEnd, CallStart, KeyTest
+from hivecall.web.cloud_api import AgentIn, JoinIn
 from hivecall.web.pairing_api import Claim
 
 SSE = "text/event-stream"
@@ -100,7 +102,7 @@ class Param:
 class Op:
     summary: str
     answer: str  # what the success response holds
-    body: type[BaseModel] | None = None  # read with web/http.py read_json (application/json)
+    body: type[BaseModel] | None = None  # read with http_api.py read_json (application/json)
     body_media: str = JSON_TYPE
     body_required: bool = True
     status: int = 200
@@ -236,11 +238,14 @@ OPERATIONS: dict[Key, Op] = {
         "calls",
         {
             ("GET", "/api/calls/modes"): Op(
-                "The call modes and which are available", "`{default, modes}`", scopes=CALL_SCOPES
+                "The call modes and which are available",
+                "`{default, modes, connect_timeout_s}`",
+                scopes=CALL_SCOPES,
             ),
             ("POST", "/api/calls"): Op(
                 "Start a call (BYOK, local or cloud)",
-                "`{call}` with what the page needs to connect",
+                "`{call, connect_timeout_s}`: the call with what the page needs to connect, and "
+                "the seconds it has to connect before the hub fails it",
                 body=CallStart,
                 status=201,
                 scopes=CALL_SCOPES,
@@ -258,7 +263,8 @@ OPERATIONS: dict[Key, Op] = {
                 scopes=(*CALL_SCOPES, "call:worker"),
             ),
             ("POST", "/api/calls/{call_id}/events"): Op(
-                "Report phases and transcript lines (a batch is taken whole or not at all)",
+                "Report phases, transcript lines and network drops (a batch is taken whole or "
+                "not at all)",
                 "`{call}`",
                 body=EventsIn,
                 scopes=(*CALL_SCOPES, "call:worker"),

@@ -11,7 +11,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.status import Status
 
-from hivecall.turn_handle import TurnHandle
+from hivecall.turns.handle import TurnHandle
 
 
 def _elapsed(since: float) -> str:

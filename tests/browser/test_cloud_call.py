@@ -1,5 +1,5 @@
-"""Cloud calls in the browser: cloud.js (the LiveKit room UI), the call modal's room panel and
-the guest page.
+"""Cloud calls in the browser: cloud.js (the LiveKit room's model), cloudpanel.js (its panel),
+the call modal's room panel and the guest page.
 
 There is no LiveKit SFU here, so the room logic runs twice:
 - against a fake livekit-client module (pages/cloud_fake_livekit.js) with the real client's names
@@ -27,7 +27,7 @@ import pytest
 
 from tests.browser.conftest import ARTIFACTS, PAGES, StaticSite, recorded_tab
 from tests.keys import LIVEKIT_API_KEY, LIVEKIT_API_SECRET
-from tests.live import LiveHub
+from tests.live import LiveHub, owner
 from tests.livekit_standin.records import RtcAttempt
 from tests.livekit_standin.server import LiveKitStandin
 
@@ -533,10 +533,6 @@ def live_hub_settings(livekit: LiveKitStandin) -> dict[str, Any]:
         "livekit_api_key": LIVEKIT_API_KEY,
         "livekit_api_secret": LIVEKIT_API_SECRET,
     }
-
-
-def owner(live: LiveHub, method: str, path: str, **kw: Any) -> httpx.Response:
-    return httpx.request(method, f"{live.url}{path}", headers=live.headers, timeout=30, **kw)
 
 
 def signal_attempts(livekit: LiveKitStandin) -> list[RtcAttempt]:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.browser.conftest import ARTIFACTS, recorded_tab
-from tests.live import LiveHub
+from tests.live import LiveHub, owner
 from tests.pairing.qr import decode_pixels
 from tests.standins.realtime import RealtimeStandin
 from tests.standins.realtime.script import TOOL_MESSAGE
@@ -44,10 +44,6 @@ async def phone(
     )
     async with recorded_tab(context, console, request.node.name) as tab:
         yield tab
-
-
-def owner(live: LiveHub, method: str, path: str, **kw: Any) -> httpx.Response:
-    return httpx.request(method, f"{live.url}{path}", headers=live.headers, timeout=30, **kw)
 
 
 def new_code(live: LiveHub) -> dict[str, Any]:

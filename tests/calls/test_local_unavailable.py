@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from hivecall.voice.local import models
-from hivecall.voice.local.models import INSTALL
+from hivecall.speech import models
+from hivecall.speech.models import INSTALL
 
 
 @pytest.fixture

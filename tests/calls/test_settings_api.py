@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 
 from hivecall.app import create_app
 from hivecall.settings import Settings
+from tests.conftest import owner_client
 from tests.keys import FAKE_OPENAI_KEY, REPLACEMENT_OPENAI_KEY
 from tests.standins.realtime.server import RealtimeStandin
 
@@ -53,11 +54,7 @@ async def test_dashboard_values_survive_a_restart(
         app = create_app(settings.replace(openai_api_key=""), environ=environ, workspace=workspace)
         async with (
             app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app),
-                base_url="http://127.0.0.1:8765",
-                headers={"authorization": f"Bearer {settings.owner_token}"},
-            ) as c,
+            owner_client(app) as c,
         ):
             if round_ == 0:
                 r = await c.patch(
@@ -99,11 +96,7 @@ async def test_the_environment_pins_a_setting(
     app = create_app(settings, environ=env, workspace=workspace)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://127.0.0.1:8765",
-            headers={"authorization": f"Bearer {settings.owner_token}"},
-        ) as c,
+        owner_client(app) as c,
     ):
         key = by_name((await c.get("/api/settings")).json())["openai_api_key"]
         assert key["source"] == "environment"

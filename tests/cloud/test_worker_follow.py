@@ -16,9 +16,8 @@ import httpx
 import pytest
 
 from hivecall.cloud.hubclient import Claim, ClaimedAgent, HubClient, HubError
-from hivecall.turn_handle import TurnEvent
+from hivecall.turns.handle import TurnEvent, started_line
 from hivecall.web import turns_api
-from hivecall.web.api import started_line
 from tests.cloud.long_work import Wire, add_command_agent, hub_overrides
 from tests.cloud.worker_fixtures import (  # noqa: F401 (fixtures)
     call_record,

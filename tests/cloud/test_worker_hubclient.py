@@ -10,14 +10,8 @@ import httpx
 import pytest
 from livekit import api
 
-from hivecall.cloud.hubclient import (
-    Claim,
-    ClaimedAgent,
-    HubClient,
-    HubError,
-    LineEvent,
-    PhaseEvent,
-)
+from hivecall.calls.events import LineEvent, line_event, phase_event
+from hivecall.cloud.hubclient import Claim, ClaimedAgent, HubClient, HubError
 from hivecall.settings import Settings
 from tests.cloud.worker_fixtures import (  # noqa: F401 (fixtures)
     agent_id,
@@ -73,10 +67,10 @@ async def test_the_claim_chain_runs_a_turn_in_the_call_and_nothing_else(
     assert (await hub_client.ask("what changed?")).text == ECHO_SAYS + "what changed?"
     await hub_client.report(
         [
-            PhaseEvent("talking"),
-            LineEvent("user", "what changed?", "Sam"),
-            LineEvent("agent", "   ", "echo"),  # empty lines are dropped, not refused
-            LineEvent("agent", "Two files.", "echo"),
+            phase_event("talking"),
+            LineEvent(type="user", text="what changed?", speaker="Sam"),
+            LineEvent(type="agent", text="   ", speaker="echo"),  # dropped, not refused
+            LineEvent(type="agent", text="Two files.", speaker="echo"),
         ]
     )
     shown = await call_record(owner, call["id"])
@@ -105,7 +99,7 @@ async def test_the_claim_chain_runs_a_turn_in_the_call_and_nothing_else(
     said = (await hub_client.ask("delete everything")).text
     assert said.startswith("I could not reach the computer agent: ")
     with pytest.raises(HubError) as caught:
-        await hub_client.report([LineEvent("user", "hello")])
+        await hub_client.report([LineEvent(type="user", text="hello")])
     assert (caught.value.status, caught.value.code) == (404, "call_not_found")
     assert (await call_record(owner, other["id"]))["turns"] == []
 
@@ -137,7 +131,7 @@ async def test_the_hub_refuses_bad_claims_with_its_error(
         assert client.claimed is None
         # Unclaimed, the client has no call to act for.
         with pytest.raises(HubError) as caught:
-            await client.report([PhaseEvent("talking")])
+            await client.report([phase_event("talking")])
         assert caught.value.code == "not_claimed"
 
 
@@ -172,8 +166,12 @@ async def test_reports_go_in_batches_and_long_lines_are_cut(
 ) -> None:
     call = await start_cloud_call(owner)
     await hub_client.claim(call["id"], call["agent"]["id"], "AJ_batch")
-    await hub_client.report([LineEvent("user", f"line {i}", "Sam") for i in range(120)])
-    await hub_client.report([LineEvent("agent", "x" * 5000, "echo")])
+    await hub_client.report(
+        [LineEvent(type="user", text=f"line {i}", speaker="Sam") for i in range(120)]
+    )
+    cut = line_event("agent", "x" * 5000, "echo")
+    assert cut is not None and line_event("agent", " \n ", "echo") is None
+    await hub_client.report([cut])
     shown = await call_record(owner, call["id"])
     said = [ln["text"] for ln in shown["lines"] if ln["kind"] == "user"]
     assert said == [f"line {i}" for i in range(120)]

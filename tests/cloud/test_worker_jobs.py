@@ -15,16 +15,11 @@ from livekit.agents.job import JobAcceptArguments
 from livekit.protocol import agent as agent_proto
 from livekit.protocol import models
 
-from hivecall.cloud import worker
-from hivecall.cloud.worker import (
-    JobMeta,
-    Room,
-    agent_identity,
-    is_agent,
-    is_human,
-    on_request,
-    parse_metadata,
-)
+from hivecall.calls.cloud.wire import JobMeta
+from hivecall.cloud import room as room_module
+from hivecall.cloud.room import Room, agent_identity, is_agent, is_human
+from hivecall.cloud.running_turns import Session
+from hivecall.cloud.worker import on_request
 from tests.cloud.worker_fakes import (
     EGRESS,
     SIP,
@@ -61,7 +56,13 @@ META = {"hivecall": 1, "call_id": "call_0f1e2d3c", "agent_id": "a1b2", "agent_na
     ],
 )
 def test_only_hivecall_metadata_is_a_job(raw: str, expected: JobMeta | None) -> None:
-    assert parse_metadata(raw) == expected
+    assert JobMeta.parse(raw) == expected
+
+
+def test_the_metadata_the_hub_writes_is_the_job_the_worker_reads() -> None:
+    meta = JobMeta("call_0f1e2d3c", "a1b2", "echo")
+    assert json.loads(meta.encode()) == META
+    assert JobMeta.parse(meta.encode()) == meta
 
 
 def test_agent_identities_are_safe() -> None:
@@ -193,8 +194,8 @@ def test_the_agent_hears_whoever_speaks_and_someone_else_when_they_leave() -> No
     room = room_of(fake)
     session = FakeSession(FakeRoomIO(fake))
     session.room_io.set_participant("human-1")
-    room.follow_speakers(cast(worker.Session, session))
-    assert room.speaker(cast(worker.Session, session)) == "Sam"
+    room.follow_speakers(cast(Session, session))
+    assert room.speaker(cast(Session, session)) == "Sam"
 
     fake.emit("active_speakers_changed", [claude])  # an agent speaking: nothing to hear
     fake.emit("active_speakers_changed", [sam, kim])  # Sam still speaks: stay
@@ -205,7 +206,7 @@ def test_the_agent_hears_whoever_speaks_and_someone_else_when_they_leave() -> No
     session.user_state = "listening"
     fake.emit("active_speakers_changed", [kim])
     assert session.room_io.links == ["human-1", "human-2"]
-    assert room.speaker(cast(worker.Session, session)) == "Kim"
+    assert room.speaker(cast(Session, session)) == "Kim"
 
     fake.depart("human-1")  # not the one heard: nothing changes
     assert session.room_io.links == ["human-1", "human-2"]
@@ -217,7 +218,7 @@ def test_the_agent_hears_whoever_speaks_and_someone_else_when_they_leave() -> No
 async def test_an_agent_named_later_waits_for_those_named_before(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(worker, "START_WITHIN", 0.3)
+    monkeypatch.setattr(room_module, "START_WITHIN", 0.3)
     claude, goose = agent("claude"), agent("goose")
     fake = FakeRoom(claude, goose, person("human-1"))
     room = room_of(fake, known=("echo", "claude", "goose"))

@@ -18,12 +18,14 @@ from livekit import rtc
 
 from hivecall.app import create_app
 from hivecall.cloud import running_turns
+from hivecall.cloud.call_floor import CallFloor
 from hivecall.cloud.hubclient import HubClient, HubError
+from hivecall.cloud.job import call_agent, call_session
+from hivecall.cloud.room import AGENT_STATE, Room
 from hivecall.cloud.running_turns import RunningTurns
-from hivecall.cloud.worker import AGENT_STATE, CallFloor, Room, call_agent, call_session
 from hivecall.settings import Settings
+from hivecall.turns.handle import started_line
 from hivecall.voice.tool import CANCEL_NAME, NAME
-from hivecall.web.api import started_line
 from tests.cloud.long_work import add_command_agent, hub_overrides
 from tests.cloud.test_worker_session import close, conversation, until
 from tests.cloud.worker_fakes import FakeRoom, agent

@@ -13,10 +13,12 @@ import httpx
 import pytest
 from livekit import rtc
 
-from hivecall.cloud import worker
+from hivecall.cloud import job
+from hivecall.cloud.call_floor import CallFloor
 from hivecall.cloud.hubclient import HubClient
-from hivecall.cloud.running_turns import RunningTurns
-from hivecall.cloud.worker import CallFloor, Room, Session, attend, call_agent, call_session
+from hivecall.cloud.job import attend, call_agent, call_session
+from hivecall.cloud.room import Room
+from hivecall.cloud.running_turns import RunningTurns, Session
 from hivecall.settings import Settings
 from hivecall.voice.tool import CANCEL_NAME, NAME
 from tests.cloud.worker_fakes import FakeRoom, agent, person
@@ -228,7 +230,7 @@ async def test_the_agent_greets_the_first_person_and_ends_the_call_when_all_left
     realtime: RealtimeStandin,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(worker, "LEAVE_GRACE", 0.3)
+    monkeypatch.setattr(job, "LEAVE_GRACE", 0.3)
     call = await start_cloud_call(owner)
     claim = await hub_client.claim(call["id"], call["agent"]["id"], "AJ_attend")
     realtime.script = Script(turns=[Turn.say("Hi, I am echo.")])

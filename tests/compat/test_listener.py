@@ -21,8 +21,9 @@ import pytest
 from hivecall.app import create_app
 from hivecall.errors import ConfigError
 from hivecall.settings import Settings
-from tests.compat.conftest import Served, add_agent, free_port, turns
-from tests.conftest import OWNER
+from tests.compat.conftest import Served, add_agent, turns
+from tests.conftest import OWNER, OWNER_HEADERS
+from tests.standins.threaded import free_port
 
 
 @pytest.fixture
@@ -87,7 +88,7 @@ async def test_the_listener_serves_only_the_two_apis(listener_url: str, served: 
         r = await raw.get("/")
         assert r.status_code == 200 and r.text == "Ollama is running"
         assert (await raw.head("/")).status_code == 200
-        r = await raw.get("/api/agents", headers={"authorization": f"Bearer {OWNER}"})
+        r = await raw.get("/api/agents", headers=OWNER_HEADERS)
         assert r.status_code == 404 and r.json() == {"error": "no such route"}
         r = await raw.get("/v1/nothing")
         assert r.status_code == 404

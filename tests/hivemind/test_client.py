@@ -16,11 +16,12 @@ import pytest
 
 from hivecall.agents.records import AgentCreate
 from hivecall.app import create_app
-from hivecall.bridge import TurnRequest, TurnResult
 from hivecall.hivemind.client import HiveMindError, HiveMindSolver, Identity
 from hivecall.hivemind.guard import V1_OFF
 from hivecall.hub import Hub
 from hivecall.settings import Settings
+from hivecall.turns.handle import TurnResult
+from hivecall.turns.request import TurnRequest
 from tests.conftest import OWNER
 from tests.hivemind.conftest import Cred, Hive, MakeHive, free_port
 

@@ -31,16 +31,16 @@ class Clock:
 @pytest.fixture
 def derivations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many PBKDF2 key derivations the listener ran."""
-    from hivecall.hivemind import server
+    from hivecall.hivemind import handshake
 
     runs: list[int] = []
-    real: Callable[..., bytes] = server.derive_key
+    real: Callable[..., bytes] = handshake.derive_key
 
     def counting(*args: Any) -> bytes:
         runs.append(1)
         return real(*args)
 
-    monkeypatch.setattr(server, "derive_key", counting)
+    monkeypatch.setattr(handshake, "derive_key", counting)
     return runs
 
 

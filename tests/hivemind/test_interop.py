@@ -364,10 +364,10 @@ async def test_v3_only_hub_refuses_v1_clients_cleanly(
 ) -> None:
     """0.4.4 speaks only v1, and the 1.2 line held to v1 too: closed with the reason, before
     the hub derives anything, and never with an error on the hub's side."""
-    from hivecall.hivemind import server
+    from hivecall.hivemind import handshake
 
     derived: list[object] = []
-    monkeypatch.setattr(server, "derive_key", lambda *a: derived.append(a))
+    monkeypatch.setattr(handshake, "derive_key", lambda *a: derived.append(a))
     async with make_hive(hivemind_min_protocol=3) as hive:
         cred = await hive.add("satellite")
         with caplog.at_level(logging.INFO, logger="hivecall.hivemind.server"):

@@ -12,9 +12,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from hivecall.errors import ConfigError
+from hivecall.hivemind.config import check
 from hivecall.hivemind.crypto import envelope, new_iv
 from hivecall.hivemind.guard import V1_OFF
-from hivecall.hivemind.server import check
 from hivecall.hivemind.wire import MsgType
 from hivecall.settings import Settings
 from tests.hivemind.conftest import Hive, MakeHive
@@ -49,10 +49,10 @@ async def test_a_v3_only_hub_answers_v3_clients(make_hive: MakeHive) -> None:
 async def test_a_v3_only_hub_closes_v1_clients_with_a_reason(
     make_hive: MakeHive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hivecall.hivemind import server
+    from hivecall.hivemind import handshake
 
     derived: list[object] = []
-    monkeypatch.setattr(server, "derive_key", lambda *a: derived.append(a))
+    monkeypatch.setattr(handshake, "derive_key", lambda *a: derived.append(a))
     async with make_hive(hivemind_min_protocol=3) as hive:
         cred = await hive.add("sat")
         peer = await Peer.connect(hive.port, cred.key, cred.password)

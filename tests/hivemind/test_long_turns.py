@@ -7,9 +7,9 @@ from pathlib import Path
 
 from hivecall.agents.records import AgentCreate
 from hivecall.app import create_app
-from hivecall.bridge import TurnRequest
 from hivecall.hub import Hub
 from hivecall.settings import Settings
+from hivecall.turns.request import TurnRequest
 from tests.conftest import OWNER, script
 from tests.hivemind.conftest import MakeHive
 from tests.hivemind.peer import Peer

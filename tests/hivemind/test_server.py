@@ -117,7 +117,7 @@ async def test_frames_over_the_limit_close(hive: Hive) -> None:
 
 
 async def test_handshake_has_a_deadline(hive: Hive) -> None:
-    hive.listener._handshake_timeout = 0.3
+    hive.listener.handshake_timeout = 0.3
     cred = await hive.add("sat")
     peer = await Peer.connect(hive.port, cred.key, cred.password)
     assert await peer.closed() == (1008, "handshake took too long")
@@ -224,7 +224,7 @@ async def test_authorization_query_parsing(hive: Hive) -> None:
 
     cred = await hive.add("sat")
     good = base64.b64encode(f"agent:{cred.key}".encode()).decode()
-    auth = hive.listener._authenticate
+    auth = hive.listener.authenticate
     found = auth(f"/?authorization={good}")
     assert found is not None and found[0].name == "sat" and found[1] == "agent"
     assert auth(f"/?x=1&authorization={good.replace('+', '%2B')}") is not None

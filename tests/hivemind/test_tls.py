@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from hivecall.errors import ConfigError
-from hivecall.hivemind.server import check
+from hivecall.hivemind.config import check
 from hivecall.settings import Settings
 from tests.hivemind.conftest import MakeHive
 from tests.hivemind.peer import Peer

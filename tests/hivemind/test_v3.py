@@ -18,6 +18,7 @@ from hivecall.hivemind import noise
 from hivecall.hivemind.connection import Phase
 from hivecall.hivemind.crypto import envelope, new_iv
 from hivecall.hivemind.guard import Failures
+from hivecall.hivemind.sealing import V3Sealer
 from hivecall.hivemind.wire import HiveMessage, MsgType
 from tests.hivemind.conftest import Hive, MakeHive
 from tests.hivemind.peer import Peer, psk_of
@@ -60,7 +61,7 @@ async def test_utterance_over_v3(hive: Hive, binarize: bool) -> None:
     (conn,) = hive.listener.live
     assert (conn.version, conn.phase, conn.binarize) == (3, Phase.ESTABLISHED, binarize)
     assert conn.session_id == "s1"  # the encrypted hello was read
-    assert conn.sealer is None and conn.key_future is None  # no v1 key at all
+    assert isinstance(conn.sealer, V3Sealer)  # no v1 key at all
     await peer.aclose()
 
 

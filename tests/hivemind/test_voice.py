@@ -17,7 +17,7 @@ from hivecall.hivemind import binary
 from hivecall.hivemind.binary import BinType
 from hivecall.hivemind.voice import Speech, Stream, audio_format, pcm_of, tts_frame, wav
 from hivecall.hivemind.wire import MsgType
-from hivecall.voice.local.tts import resample
+from hivecall.speech.tts import resample
 from tests.hivemind.conftest import Hive, MakeHive
 from tests.hivemind.peer import Peer
 from tests.hivemind.test_interop import Upstream
@@ -124,7 +124,7 @@ async def test_speak_synth_sends_tts_audio(hive: Hive, tmp_path: Path) -> None:
 async def test_without_the_speech_extra_audio_is_refused_clearly(
     make_hive: MakeHive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hivecall.voice.local import models
+    from hivecall.speech import models
 
     monkeypatch.setattr(models, "problem", lambda: "local calls need the speech extra: pip x")
     async with make_hive() as hive:
@@ -200,10 +200,11 @@ def test_stream_events() -> None:
 
 
 async def test_speech_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The models run in the hub's STT and TTS worker threads, never the event loop's."""
+    """The models run in the process's one STT and one TTS thread (the same ones local calls
+    use: speech/workers.py), never the event loop's."""
     import threading
 
-    from hivecall.voice.local.models import shared
+    from hivecall.speech.models import shared
 
     spoken = said("good morning")
     threads: list[str] = []
@@ -218,4 +219,4 @@ async def test_speech_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -
     speech = Speech()
     assert overlap(await speech.transcribe(spoken, 16000), "good morning") == 1.0
     assert (await speech.synthesize("good morning"))[:4] == b"RIFF"
-    assert [t.split("_")[0] for t in threads] == ["hivemind-stt", "hivemind-tts"], threads
+    assert [t.split("_")[0] for t in threads] == ["hivecall-stt", "hivecall-tts"], threads

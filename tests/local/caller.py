@@ -12,9 +12,9 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 from aiortc.mediastreams import MediaStreamError
 from av import AudioResampler
 
+from hivecall.speech.tts import RATE, resample
 from hivecall.voice.local.ice import allow_loopback_ice
 from hivecall.voice.local.track import SpeechTrack
-from hivecall.voice.local.tts import RATE, resample
 
 
 class PcmTrack(SpeechTrack):

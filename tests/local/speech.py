@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hivecall.voice.local.models import shared
-from hivecall.voice.local.stt import pcm16_to_float
-from hivecall.voice.local.tts import RATE as TTS_RATE
-from hivecall.voice.local.tts import resample
+from hivecall.speech.models import shared
+from hivecall.speech.stt import pcm16_to_float
+from hivecall.speech.tts import RATE as TTS_RATE
+from hivecall.speech.tts import resample
 
 RATE = 16000
 

@@ -11,15 +11,16 @@ import numpy as np
 import pytest
 
 from hivecall.agents.records import AgentCreate
-from hivecall.bridge import TurnHandle, TurnRequest
 from hivecall.calls.records import CallLineIn
 from hivecall.hub import Hub
 from hivecall.settings import Settings
+from hivecall.speech.models import shared
+from hivecall.speech.tts import RATE as TTS_RATE
+from hivecall.speech.tts import resample
+from hivecall.turns.handle import TurnHandle
+from hivecall.turns.request import TurnRequest
 from hivecall.voice.local.conversation import LocalConversation
-from hivecall.voice.local.models import shared
 from hivecall.voice.local.track import SpeechTrack
-from hivecall.voice.local.tts import RATE as TTS_RATE
-from hivecall.voice.local.tts import resample
 from tests.local.speech import overlap, said, silence, transcribe
 
 REQUEST = "What is the status of the build on my laptop?"

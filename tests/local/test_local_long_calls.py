@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from hivecall.app import create_app
 from hivecall.hub import Hub
 from hivecall.settings import Settings
-from tests.conftest import HUB_URL, OWNER, script
+from tests.conftest import OWNER, owner_client, script
 from tests.local.caller import Caller
 from tests.local.speech import overlap, phrases, said, silence
 from tests.local.test_long_work import said_in_order
@@ -173,18 +173,13 @@ async def test_a_stopping_hub_says_the_turn_is_interrupted(
 ) -> None:
     app: Starlette = create_app(settings, environ=environ, workspace=workspace)
     caller: HubCaller | None = None
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        headers = {"authorization": f"Bearer {OWNER}"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url=HUB_URL, headers=headers, timeout=30
-        ) as client:
-            call, caller = await connect(client, app.state.hub, "sleep", workspace, runs)
-            ask(caller, REQUEST)
-            await caller.until(lambda: caller.types().count("response.done") == 2)
-            await played_out(caller)
-            [started] = of(caller, "hivecall.turn.started")
-            [run] = [json.loads(line) for line in runs.read_text().splitlines()]
+    async with app.router.lifespan_context(app), owner_client(app) as client:
+        call, caller = await connect(client, app.state.hub, "sleep", workspace, runs)
+        ask(caller, REQUEST)
+        await caller.until(lambda: caller.types().count("response.done") == 2)
+        await played_out(caller)
+        [started] = of(caller, "hivecall.turn.started")
+        [run] = [json.loads(line) for line in runs.read_text().splitlines()]
     # The lifespan is over: the hub stopped with the turn running.
     assert caller is not None
     await caller.close()

@@ -21,16 +21,17 @@ import numpy as np
 import pytest
 from starlette.applications import Starlette
 
-from hivecall.bridge import TurnHandle, TurnRequest
 from hivecall.calls.records import CallLineIn
 from hivecall.hub import Hub
 from hivecall.settings import Settings
+from hivecall.speech.models import shared
+from hivecall.speech.tts import RATE as TTS_RATE
+from hivecall.speech.tts import resample
+from hivecall.turns.handle import TurnHandle
+from hivecall.turns.request import TurnRequest
 from hivecall.voice.local.conversation import LocalConversation
-from hivecall.voice.local.models import shared
 from hivecall.voice.local.service import ACK_AFTER_S, Tuning
 from hivecall.voice.local.track import SpeechTrack
-from hivecall.voice.local.tts import RATE as TTS_RATE
-from hivecall.voice.local.tts import resample
 from tests.conftest import OWNER, script
 from tests.local.speech import overlap, phrases, said, silence, words
 from tests.procs import alive
@@ -196,7 +197,8 @@ async def test_a_long_turn_is_acknowledged_narrated_then_answered(call_on: Any) 
     spoken = call.spoken()
     assert len(spoken) == 3, spoken
     assert spoken[0] == "coder is working on it."
-    assert spoken[1].startswith("coder is still working: step ") and "of 3: checking part" in spoken[1]
+    assert spoken[1].startswith("coder is still working: step "), spoken
+    assert "of 3: checking part" in spoken[1]
     # (A plain CLI's answer is all it printed: its step lines too, then its last line.)
     assert "All 3 parts are fine" in spoken[2]
     # And heard in that order (transcribed from the audio sent).

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from hivecall.voice.local import models
-from hivecall.voice.local.models import INSTALL, ModelMissing, Models
+from hivecall.speech import models
+from hivecall.speech.models import INSTALL, ModelMissing, Models
 from tests.calls.test_local_unavailable import without_piper  # noqa: F401 (a fixture)
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from hivecall.voice.local import stt
-from hivecall.voice.local.models import shared
-from hivecall.voice.local.stt import pcm16_to_float
+from hivecall.speech import stt
+from hivecall.speech.models import shared
+from hivecall.speech.stt import pcm16_to_float
 from tests.local.speech import overlap, said, silence, words
 
 SENTENCES = [

@@ -19,7 +19,8 @@ from starlette.applications import Starlette
 
 from tests.conftest import OWNER
 from tests.runtimes.conftest import HUB_OPENAI_KEY
-from tests.standins.openai_server import OpenAIStandin, closed_port, pieces
+from tests.standins.openai_server import OpenAIStandin, pieces
+from tests.standins.threaded import free_port
 
 AGENT = "modelbot"
 MACHINE = "test-box"
@@ -405,7 +406,7 @@ async def test_an_unknown_model_is_a_failed_turn(
 
 
 async def test_an_unreachable_model_server(client: httpx.AsyncClient) -> None:
-    agent = await make_agent(client, f"http://127.0.0.1:{closed_port()}/v1")
+    agent = await make_agent(client, f"http://127.0.0.1:{free_port()}/v1")
     body = await phone(client, agent["id"], "Anyone home?")
     assert body["ok"] is False and body["status"] == "failed"
     assert body["error"]["code"] == "runtime_unreachable"

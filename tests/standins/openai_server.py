@@ -8,8 +8,9 @@ is recorded (method, path, headers, JSON body). The answer is derived from the r
 another answer, an HTTP error in OpenAI's error shape, or a delay before the answer or between
 chunks.
 
-The server is uvicorn serving a Starlette app in a thread of its own with its own event loop,
-so the code under test reaches it over a real socket exactly as it would reach a model server.
+The server is uvicorn serving a Starlette app in a thread of its own with its own event loop
+(tests/standins/threaded.py), so the code under test reaches it over a real socket exactly as
+it would reach a model server.
 """
 
 from __future__ import annotations
@@ -17,18 +18,18 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.standins.threaded import ServerThread
 
 # OpenAI's error bodies for the statuses tests script most often.
 ERRORS: dict[int, tuple[str, str, str | None]] = {
@@ -114,13 +115,10 @@ class OpenAIStandin:
         self._failure: Failure | None = None
         self._closing = False
         self._lock = threading.Lock()
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._server: uvicorn.Server | None = None
-        self.port = 0
         self.app = Starlette(
             routes=[Route("/{path:path}", self._dispatch, methods=["GET", "POST"])]
         )
+        self._server = ServerThread(self.app, name="openai-standin")
 
     # -- script -------------------------------------------------------------------------------
 
@@ -129,8 +127,12 @@ class OpenAIStandin:
         return f"{self.origin}/v1"
 
     @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
     def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self._server.origin
 
     @property
     def chat_requests(self) -> list[Recorded]:
@@ -174,44 +176,12 @@ class OpenAIStandin:
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self) -> OpenAIStandin:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._sock = sock
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            http="h11",
-            ws="none",
-            timeout_graceful_shutdown=2,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="openai-standin", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.close()
-                raise RuntimeError("the OpenAI stand-in did not start")
-            time.sleep(0.01)
+        self._server.start(timeout=10)
         return self
 
     def close(self) -> None:
         self._closing = True  # ends any scripted delay at once
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            if self._thread.is_alive():
-                raise RuntimeError("the OpenAI stand-in did not stop")
-        if self._sock is not None:
-            self._sock.close()
-        self._server = self._thread = self._sock = None
+        self._server.close()
 
     def __enter__(self) -> OpenAIStandin:
         return self.start()
@@ -394,11 +364,3 @@ def serve() -> Iterator[OpenAIStandin]:
     """A started stand-in, closed afterwards (the body of a pytest fixture)."""
     with OpenAIStandin() as standin:
         yield standin
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 nothing listens on (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port

@@ -3,6 +3,8 @@
 The app runs on the thread's own event loop, so the code under test reaches it over a real
 socket. `run()` hands a coroutine to that loop (for objects that belong to it, such as the
 hub's database engine or an aiortc peer connection) and awaits the result from the caller's.
+Every test that serves an app in-process uses this; `free_port()` is for a server another
+process starts (or for a port nothing listens on).
 """
 
 from __future__ import annotations
@@ -19,6 +21,19 @@ import uvicorn
 T = TypeVar("T")
 
 
+def free_port() -> int:
+    """A port of 127.0.0.1 that was free a moment ago (bound, then released).
+
+    For a server the test does not run itself (a `hivecall serve`, the hub's second listener),
+    or for an address where nothing listens. A server run here binds with `ServerThread.bind()`,
+    which keeps the socket and so cannot lose the port to someone else.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
 class ServerThread:
     def __init__(
         self,
@@ -27,10 +42,12 @@ class ServerThread:
         name: str,
         lifespan: Literal["on", "off"] = "off",
         ws: Literal["none", "auto", "wsproto", "websockets", "websockets-sansio"] = "none",
+        port: int = 0,
     ) -> None:
         self.app = app
         self.name = name
-        self.port = 0
+        self.port = port
+        self._wanted = port  # 0: any free port; else this one again (a restarted server)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._lifespan = lifespan
         self._ws = ws
@@ -44,13 +61,13 @@ class ServerThread:
         return f"http://127.0.0.1:{self.port}"
 
     def bind(self) -> int:
-        """Take the free port now (before `start`), e.g. to put it in the app's settings."""
+        """Take the port now (before `start`), e.g. to put it in the app's settings."""
         if self._sock is None:
             # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say TCP,
             # and without it every keep-alive request waits ~40 ms for a delayed ACK.
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("127.0.0.1", 0))
+            sock.bind(("127.0.0.1", self._wanted))
             self._sock = sock
             self.port = sock.getsockname()[1]
         return self.port

@@ -19,9 +19,9 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from hivecall.errors import BadRequest, Conflict, NotFound
-from hivecall.runtimes.command import PLACEHOLDER, executable_missing
+from hivecall.runtimes import KINDS
 from hivecall.runtimes.environment import refusal
-from hivecall.runtimes.presets import KINDS, PRESETS
+from hivecall.runtimes.presets import PRESET_KIND, PRESETS
 from hivecall.secretbox import SecretBox
 from hivecall.store import Store
 from hivecall.store.models import Agent, Meta
@@ -88,13 +88,7 @@ class AgentRecord:
         """Why this agent cannot take a turn right now, or None when it can."""
         if self.workspace and not Path(self.workspace).is_dir():
             return f"workspace {self.workspace} is not a directory"
-        if (
-            self.runtime == "command"
-            and self.command
-            and executable_missing(self.command[0], self.workspace, search_path)
-        ):
-            return f"command {self.command[0]!r} was not found"
-        return None
+        return KINDS[self.runtime].problem(self, search_path)
 
     def public(self, *, status: str) -> dict[str, Any]:
         """What API clients see: everything but the API key (only whether one is set)."""
@@ -192,15 +186,16 @@ def _normalise(values: dict[str, Any], search_path: str | None) -> dict[str, Any
     """
     runtime = values["runtime"]
     if runtime in PRESETS:
-        values["runtime"], values["preset"] = "command", runtime
+        values["runtime"], values["preset"] = PRESET_KIND, runtime
         if not values.get("command"):
             values["command"] = list(PRESETS[runtime].argv)
     elif runtime not in KINDS:
         raise BadRequest(
-            f"unknown runtime {runtime!r}: use one of {', '.join(KINDS + tuple(PRESETS))}",
+            f"unknown runtime {runtime!r}: use one of {', '.join((*KINDS, *PRESETS))}",
             code="invalid_runtime",
         )
-    elif runtime != "command":
+    kind = KINDS[values["runtime"]]
+    if not kind.runs_command:
         if values.get("command"):
             raise BadRequest(
                 f"--command only applies to command agents, not {runtime}", code="invalid_agent"
@@ -213,21 +208,7 @@ def _normalise(values: dict[str, Any], search_path: str | None) -> dict[str, Any
         except ValueError as e:
             raise BadRequest(f"command: {e}", code="invalid_command") from e
     values["command"] = list(command or [])
-    if values["runtime"] == "command":
-        if not values["command"]:
-            raise BadRequest(
-                'a command agent needs --command (e.g. "python3 agent.py {message}") or a '
-                f"preset runtime ({', '.join(PRESETS)})",
-                code="invalid_command",
-            )
-        if executable_missing(values["command"][0], values.get("workspace"), search_path):
-            raise BadRequest(
-                f"command {values['command'][0]!r} was not found on PATH", code="command_not_found"
-            )
-        if sum(PLACEHOLDER in a for a in values["command"]) > 1:
-            raise BadRequest(f"only one argument may hold {PLACEHOLDER}", code="invalid_command")
-    if values["runtime"] == "openai_chat" and not (values.get("base_url") and values.get("model")):
-        raise BadRequest("an openai_chat agent needs --base-url and --model", code="invalid_agent")
+    kind.check(values, search_path)
     if base := values.get("base_url"):
         if not re.match(r"^https?://", base):
             raise BadRequest("base_url must start with http:// or https://", code="invalid_agent")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hivecall.cloud.livekit import missing_settings
+from hivecall.calls.cloud.livekit import missing_settings
 from hivecall.errors import HivecallError
 from hivecall.settings import Settings
-from hivecall.voice.local.models import problem as speech_problem
+from hivecall.speech.models import problem as speech_problem
 from hivecall.voice.realtime import KEY_MISSING
 
 

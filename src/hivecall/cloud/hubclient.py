@@ -15,23 +15,23 @@ and keys are never logged or put in an error.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 from livekit import api
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from hivecall.cloud.livekit import WORKER_IDENTITY
+from hivecall.calls.cloud.wire import ID, WORKER_IDENTITY, ClaimIn, ClaimOut
+from hivecall.calls.events import MAX_EVENTS, CallEvent, LineEvent, to_wire
+from hivecall.cloud.sse import sse_events
 from hivecall.errors import HivecallError
 from hivecall.settings import Settings
-from hivecall.turn_handle import EventKind, TurnEvent
+from hivecall.turns.handle import TurnEvent
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,6 @@ CLAIM_TTL = timedelta(seconds=60)
 TIMEOUT = 10.0
 # A tool turn runs the agent's runtime; the hub gives it up to turn_timeout to answer.
 ASK_MARGIN = 30.0
-MAX_EVENTS = 50  # per report request (the hub's limit)
-MAX_LINE_CHARS = 4000
 # Following a turn: the hub sends a keep-alive comment every 15 s, so a stream silent for longer
 # than FOLLOW_IDLE is dead; it is reopened (and replayed) after a pause growing to RETRY_MAX_S,
 # until the hub has not answered for FOLLOW_GIVE_UP seconds (long enough for a hub restart).
@@ -48,8 +46,6 @@ FOLLOW_IDLE = 45.0
 FOLLOW_GIVE_UP = 120.0
 RETRY_FIRST_S = 0.25
 RETRY_MAX_S = 5.0
-_TURN_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-EVENT_KINDS: dict[str, EventKind] = {"progress": "progress", "delta": "delta", "done": "done"}
 
 
 class HubError(HivecallError):
@@ -84,40 +80,6 @@ class Claim:
 
 
 @dataclass(frozen=True)
-class PhaseEvent:
-    phase: Literal["talking", "ended", "failed"]
-    error_code: str = ""
-    error_message: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": "phase", "phase": self.phase}
-        if self.error_code:
-            out["error"] = {"code": self.error_code, "message": self.error_message[:500]}
-        return out
-
-
-@dataclass(frozen=True)
-class LineEvent:
-    """A finished transcript line: what a person said, or what an agent said."""
-
-    kind: Literal["user", "agent"]
-    text: str
-    speaker: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        text = self.text.strip()
-        if len(text) > MAX_LINE_CHARS:
-            text = text[: MAX_LINE_CHARS - 1] + "…"
-        out: dict[str, Any] = {"type": self.kind, "text": text}
-        if self.speaker:
-            out["speaker"] = self.speaker[:200]
-        return out
-
-
-CallEvent = PhaseEvent | LineEvent
-
-
-@dataclass(frozen=True)
 class Answer:
     """What `/api/phone` answered: the text to speak and, for work still going on when the hub
     stopped waiting (status "running"), the turn to follow."""
@@ -129,29 +91,6 @@ class Answer:
     @property
     def running(self) -> bool:
         return self.status == "running" and bool(self.turn_id)
-
-
-class _AgentOut(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    id: str
-    name: str
-    voice: str = ""
-    instructions: str = ""
-    greeting: str = ""
-
-
-class _CallOut(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    id: str
-    room: str = ""
-
-
-class _ClaimOut(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    token: str = Field(min_length=1)
-    call: _CallOut
-    agent: _AgentOut
-    agents: list[str] = Field(default_factory=list)
 
 
 class HubClient:
@@ -215,13 +154,15 @@ class HubClient:
         )
 
     async def claim(self, call_id: str, agent_id: str, job_id: str) -> Claim:
-        data = await self._post(
-            "/api/cloud/claim",
-            {"call_id": call_id, "agent_id": agent_id, "job_id": job_id},
-            bearer=self.worker_jwt(),
-        )
         try:
-            out = _ClaimOut.model_validate(data)
+            body = ClaimIn(call_id=call_id, agent_id=agent_id, job_id=job_id)
+        except ValidationError as e:  # what the hub would answer, without asking it
+            raise HubError(
+                "not a job the hub can have dispatched", code="invalid_request", status=400
+            ) from e
+        data = await self._post("/api/cloud/claim", body.model_dump(), bearer=self.worker_jwt())
+        try:
+            out = ClaimOut.model_validate(data)
         except ValidationError as e:
             raise HubError(
                 "the hub's answer to a claim is not what this worker expects (versions differ?)",
@@ -284,7 +225,7 @@ class HubClient:
         text, turn_id, status = data.get("text"), data.get("turn_id"), data.get("status")
         answer = Answer(
             text=text if isinstance(text, str) and text.strip() else "",
-            turn_id=turn_id if isinstance(turn_id, str) and _TURN_ID.match(turn_id) else "",
+            turn_id=turn_id if isinstance(turn_id, str) and ID.match(turn_id) else "",
             status=status if isinstance(status, str) else "",
         )
         if not answer.text:
@@ -300,7 +241,7 @@ class HubClient:
         refusal, raises HubError at once; a hub unreachable for `follow_give_up` seconds raises
         it then."""
         claim = self._need_claim()
-        if not _TURN_ID.match(turn_id):
+        if not ID.match(turn_id):
             raise HubError("not a turn id", code="turn_not_found", status=404)
         path = f"/api/turns/{turn_id}/events"
         headers = {"authorization": f"Bearer {claim.token}", "accept": "text/event-stream"}
@@ -352,7 +293,7 @@ class HubClient:
         """Stop a running turn of this call; returns the hub's status ("cancelling"). A turn
         that already ended is HubError 409 `turn_finished`; one the call does not have, 404."""
         claim = self._need_claim()
-        if not _TURN_ID.match(turn_id):
+        if not ID.match(turn_id):
             raise HubError("not a turn id", code="turn_not_found", status=404)
         data = await self._post(f"/api/turns/{turn_id}/cancel", {}, bearer=claim.token)
         status = data.get("status") if isinstance(data, dict) else None
@@ -361,9 +302,7 @@ class HubClient:
     async def report(self, events: Sequence[CallEvent]) -> None:
         """Send phases and transcript lines to the call, in order (empty lines are dropped)."""
         claim = self._need_claim()
-        wire = [
-            e.as_dict() for e in events if not (isinstance(e, LineEvent) and not e.text.strip())
-        ]
+        wire = [to_wire(e) for e in events if not (isinstance(e, LineEvent) and not e.text.strip())]
         for start in range(0, len(wire), MAX_EVENTS):
             await self._post(
                 f"/api/calls/{claim.call_id}/events",
@@ -432,30 +371,3 @@ def _resendable(e: HubError) -> bool:
     """A request that may not have been answered: worth sending once more when the hub makes a
     resend harmless (an idempotency key). A timeout is not: the hub took it and is slow."""
     return e.code == "hub_unreachable" or e.status in (502, 503, 504)
-
-
-async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[TurnEvent]:
-    """Server-sent events as TurnEvents: `event:` and `data:` lines up to a blank line.
-    Comments (`: keepalive`), other fields, unknown kinds and data that is not a JSON object
-    are skipped."""
-    kind, data = "", []
-    async for line in lines:
-        if line.startswith(":"):
-            continue
-        if line:
-            field_name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field_name == "event":
-                kind = value
-            elif field_name == "data":
-                data.append(value)
-            continue
-        known = EVENT_KINDS.get(kind)
-        if known is not None and data:
-            try:
-                parsed = json.loads("\n".join(data))
-            except ValueError:
-                parsed = None
-            if isinstance(parsed, dict):
-                yield TurnEvent(known, parsed)
-        kind, data = "", []

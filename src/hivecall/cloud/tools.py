@@ -5,11 +5,11 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any
 
 from livekit.agents import RunContext, function_tool, llm
 
+from hivecall.calls.cloud.wire import ID
 from hivecall.cloud.hubclient import HubClient
 from hivecall.cloud.running_turns import RunningTurns
 from hivecall.voice.tool import (
@@ -21,15 +21,13 @@ from hivecall.voice.tool import (
     PARAMETERS,
 )
 
-_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-
 
 def tool_call_id(call: llm.FunctionCall) -> str:
     """The hub's idempotency key for one tool call: the voice model's own call id (OpenAI
     Realtime's `call_id`), or, when it has none or one the hub would refuse, a stable digest of
     it (or of livekit's item id for the call)."""
     raw = call.call_id or call.id
-    if _KEY.match(raw):
+    if ID.match(raw):
         return raw
     return "lk_" + hashlib.sha256(raw.encode()).hexdigest()[:40]
 

@@ -13,24 +13,24 @@ Keys travel as `Authorization: Bearer <key>`, never in cookies or query strings.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from starlette.requests import Request
 
 from hivecall.agents.records import AgentRecord
-from hivecall.bridge import TurnHandle, TurnRequest
+from hivecall.chat_wire import is_session_id
 from hivecall.compat.shapes import UnknownModel
 from hivecall.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from hivecall.http_api import client_address
 from hivecall.hub import Hub
 from hivecall.runtimes import ChatMessage
-from hivecall.web.http import client_address
+from hivecall.turns.handle import TurnHandle
+from hivecall.turns.request import TurnRequest
 
 API_KIND = "api"
 SCOPE = "compat"
 # Clients that keep a conversation may name it; turns with one session id are one session.
 SESSION_HEADERS = ("x-hivecall-session-id", "x-openwebui-chat-id")
-SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 # Ollama clients name models `name:tag`; an agent is its name, so `:latest` is the agent itself.
 LATEST = ":latest"
 
@@ -102,7 +102,7 @@ def session_of(request: Request) -> str | None:
     for name in SESSION_HEADERS:
         value = request.headers.get(name)
         if value:
-            if SESSION_ID.match(value):
+            if is_session_id(value):
                 return value
             if name == SESSION_HEADERS[0]:
                 raise BadRequest(

@@ -21,9 +21,9 @@ from starlette.routing import Route
 from hivecall.agents.records import NAME
 from hivecall.compat.access import API_KIND, SCOPE
 from hivecall.errors import Conflict, NotFound
+from hivecall.http_api import authed, hub_of, ok, read_json
 from hivecall.hub import Hub
 from hivecall.store.models import Token
-from hivecall.web.http import authed, hub_of, ok, read_json
 
 
 @dataclass(frozen=True)

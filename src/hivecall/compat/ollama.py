@@ -24,12 +24,12 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from hivecall.agents.records import AgentRecord
-from hivecall.bridge import TurnHandle
+from hivecall.chat_wire import LAST_NOT_USER, history_of
 from hivecall.compat.access import Gate, start_turn
 from hivecall.compat.shapes import shaped
 from hivecall.errors import BadRequest
-from hivecall.runtimes import ChatMessage
-from hivecall.web.http import hub_of, ok, read_json
+from hivecall.http_api import hub_of, ok, read_json
+from hivecall.turns.handle import TurnHandle
 
 # The Ollama API version hivecall speaks (clients parse it as numbers; some compare it).
 OLLAMA_VERSION = "0.9.0"
@@ -42,6 +42,9 @@ class OllamaMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "user", "assistant", "tool"]
     content: str | None = None
+
+    def text(self) -> str:
+        return self.content or ""
 
 
 class ChatBody(BaseModel):
@@ -190,16 +193,13 @@ class OllamaRoutes:
         agent = await self.gate.agent(hub, access, body.model)
         if not body.messages:
             return self._answer(body.stream, _loaded(body.model, body.keep_alive, "message"))
+        # Unlike OpenAI's, an empty list is allowed (it loads the model), so this is checked here.
         last = body.messages[-1]
         if last.role != "user":
-            raise BadRequest("the last message must have role 'user'", code="invalid_request")
-        history = tuple(
-            ChatMessage("assistant" if m.role == "assistant" else "user", m.content or "")
-            for m in body.messages[:-1]
-            if m.role in ("user", "assistant")
-        )
+            raise BadRequest(LAST_NOT_USER, code="invalid_request")
+        history = history_of(body.messages)
         handle = await start_turn(
-            hub, request, agent, last.content or "", source="ollama", access=access, history=history
+            hub, request, agent, last.text(), source="ollama", access=access, history=history
         )
         return await self._reply(handle, body.model, body.stream, _message)
 

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hivecall.errors import HivecallError, NotFound
+from hivecall.http_api import http_error_of
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +87,5 @@ def flavour_of(path: str) -> str:
 async def on_http_error(request: Request, exc: Exception) -> Response:
     """Unknown routes and wrong methods on the compat listener, in the path's flavour."""
     assert isinstance(exc, HTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed"}
-    message = "no such route" if exc.status_code == 404 else str(exc.detail)
-    return _render(
-        flavour_of(request.url.path),
-        exc.status_code,
-        codes.get(exc.status_code, "http_error"),
-        message,
-        None,
-    )
+    code, message = http_error_of(exc)
+    return _render(flavour_of(request.url.path), exc.status_code, code, message, None)

@@ -1,7 +1,8 @@
-"""One HiveMind connection's state: where its handshake is, its key, what it has seen.
+"""One HiveMind connection's state, and the way out to its client.
 
-Kept small (slots, no per-connection tasks while idle) so a hub holds thousands of them.
-The rules it enforces are in `server.py`; this is only the state and the frame codecs.
+Kept small (slots, no per-connection tasks while idle) so a hub holds thousands of them. The
+handshakes (handshake.py, v3.py) fill it in; every message to the client goes through `send`,
+sealed by the handshake's outcome (sealing.py) and held to what the client may receive.
 """
 
 from __future__ import annotations
@@ -11,21 +12,22 @@ import json
 import time
 import uuid
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
 
-from hivecall.hivemind import binary
-from hivecall.hivemind.crypto import Cipher, Sealer
+from hivecall.errors import Forbidden
+from hivecall.hivemind.crypto import Cipher
 from hivecall.hivemind.encodings import Encoding
 from hivecall.hivemind.noise import Handshake, Transport
 from hivecall.hivemind.permissions import ClientRecord
 from hivecall.hivemind.voice import Stream
-from hivecall.hivemind.wire import HiveMessage, MsgType
+from hivecall.hivemind.wire import HiveMessage, MsgType, bus
 
-# A session key may seal this many client frames; then the client must reconnect (nonces of
-# every frame are remembered to refuse replays, and that memory is bounded).
-MAX_FRAMES_PER_KEY = 65_536
+if TYPE_CHECKING:
+    from hivecall.hivemind.sealing import ConnectionSealer
+
+REFUSED = "hive.message.refused"
 
 
 class Phase(IntEnum):
@@ -45,13 +47,9 @@ class Connection:
         "binarize",
         "cipher",
         "client",
-        "client_iv",
         "closing",
         "encoding",
-        "frames",
-        "key_future",
         "noise",
-        "nonces",
         "opened",
         "peer",
         "phase",
@@ -79,13 +77,9 @@ class Connection:
         self.cipher = Cipher.AES_GCM
         self.encoding = Encoding.HEX
         self.binarize = False
-        self.client_iv = b""
-        self.sealer: Sealer | None = None
-        self.key_future: asyncio.Future[bytes] | None = None
+        self.sealer: ConnectionSealer | None = None  # the handshake's outcome
         self.noise: Handshake | Transport | None = None  # v3 only: the handshake, the session
-        self.send_lock: asyncio.Lock | None = None  # v3: frames go out in their nonces' order
-        self.nonces: set[int] = set()
-        self.frames = 0
+        self.send_lock: asyncio.Lock | None = None  # v3: what V3Sealer sends under
         self.shakes = 0
         self.turns = 0
         self.timers: list[asyncio.TimerHandle] = []
@@ -108,37 +102,29 @@ class Connection:
             t.cancel()
         self.timers.clear()
 
-    def note_nonce(self, nonce: bytes) -> None:
-        """Refuse a nonce this connection has already used (a replayed frame)."""
-        key = int.from_bytes(nonce[:8], "big") ^ len(nonce)
-        if key in self.nonces:
-            raise ProtocolViolation("nonce reused")
-        self.frames += 1
-        if self.frames > MAX_FRAMES_PER_KEY:
-            raise ProtocolViolation("too many frames on one session key")
-        self.nonces.add(key)
+    async def send(self, msg: HiveMessage) -> None:
+        """`msg` to the client, sealed. A bus message the client may not receive is left out
+        (a refusal always goes), and nothing goes before the handshake has given a sealer."""
+        if msg.msg_type is MsgType.BUS:
+            kind = msg.payload.get("type")
+            if isinstance(kind, str) and kind != REFUSED and not self.client.may_receive(kind):
+                return
+        if self.sealer is not None:
+            await self.sealer.send(self.ws, msg)
 
-    def encode(self, msg: HiveMessage) -> str | bytes:
-        """The frame to send: plaintext before the key, then sealed (binary or JSON)."""
-        if self.sealer is None:
-            return msg.to_json().decode()
-        if self.binarize:
-            frame = binary.encode(msg.msg_type, msg.payload, metadata=msg.metadata or None)
-            return self.sealer.seal(frame)
-        return self.sealer.seal_json(msg.to_json(), self.encoding)
+    async def send_bin(self, frame: bytes) -> None:
+        """A binarized bin frame (binary.py) to the client, sealed."""
+        if self.sealer is not None:
+            await self.sealer.send_bin(self.ws, frame)
 
-    def noise_body(self, msg: HiveMessage) -> tuple[bytes, bool]:
-        """(body, binarized?) of a message for the v3 transport."""
-        if self.binarize:
-            return binary.encode(msg.msg_type, msg.payload, metadata=msg.metadata or None), True
-        return msg.to_json(), False
-
-    def encode_bin(self, frame: bytes) -> bytes:
-        """A binarized frame, sealed (bin frames travel binarized whatever was negotiated,
-        as upstream sends them)."""
-        if self.sealer is None:
-            raise ValueError("no session key yet")
-        return self.sealer.seal(frame)
+    async def refuse(
+        self, msg_type: MsgType, bus_type: str | None, why: str, *, code: str = "hivemind_refused"
+    ) -> None:
+        """Tell the client its message was refused (never a silent drop), in the hub's one
+        error shape."""
+        error = Forbidden(why, code=code).as_dict()
+        data = {"msg_type": msg_type.value, "type": bus_type, **error}
+        await self.send(bus(REFUSED, data, {"destination": self.peer}))
 
 
 def plain(msg_type: MsgType, payload: dict[str, Any]) -> str:

@@ -20,27 +20,23 @@ of their own (one for STT, one for TTS): the event loop never waits on them.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import wave
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from hivecall.hivemind import binary
 from hivecall.hivemind.wire import MsgType, WireError
+from hivecall.speech import workers
 
 if TYPE_CHECKING:
-    from hivecall.voice.local.vad import Endpointer
+    from hivecall.speech.vad import Endpointer
 
 RATE = 16000  # what the hub's STT and VAD take
 TTS_RATE = 22050  # the WAV sent back: Piper's own rate, half the bytes of the call track's 48 kHz
 MIN_RATE, MAX_RATE = 8000, 48000
 SATELLITE_SILENCE_MS = 600  # silence that ends a satellite's utterance
-
-_STT = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hivemind-stt")
-_TTS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hivemind-tts")
 
 
 class AudioRefused(ValueError):
@@ -48,7 +44,7 @@ class AudioRefused(ValueError):
 
 
 def _problem() -> str | None:
-    from hivecall.voice.local import models
+    from hivecall.speech import models
 
     reason = models.problem()
     return f"satellite audio is not available on this hub: {reason}" if reason else None
@@ -122,16 +118,16 @@ class Speech:
         def work() -> str:
             import numpy as np
 
-            from hivecall.voice.local.models import shared
-            from hivecall.voice.local.stt import pcm16_to_float
-            from hivecall.voice.local.tts import resample
+            from hivecall.speech.models import shared
+            from hivecall.speech.stt import pcm16_to_float
+            from hivecall.speech.tts import resample
 
             audio = pcm
             if rate != RATE:
                 audio = resample(np.frombuffer(pcm, dtype=np.int16), rate, RATE)
             return shared().transcriber().transcribe(pcm16_to_float(audio))
 
-        return await asyncio.get_running_loop().run_in_executor(_STT, work)
+        return await workers.recognise(work)
 
     async def synthesize(self, text: str) -> bytes:
         """`text` spoken, as a WAV file (b"" when there is nothing to say)."""
@@ -139,16 +135,16 @@ class Speech:
         def work() -> bytes:
             import numpy as np
 
-            from hivecall.voice.local.models import shared
-            from hivecall.voice.local.tts import RATE as TRACK_RATE
-            from hivecall.voice.local.tts import resample
+            from hivecall.speech.models import shared
+            from hivecall.speech.tts import RATE as TRACK_RATE
+            from hivecall.speech.tts import resample
 
             pcm = shared().synthesizer().pcm(text)
             if not pcm:
                 return b""
             return wav(resample(np.frombuffer(pcm, dtype=np.int16), TRACK_RATE, TTS_RATE), TTS_RATE)
 
-        return await asyncio.get_running_loop().run_in_executor(_TTS, work)
+        return await workers.synthesise(work)
 
 
 class Stream:
@@ -157,13 +153,13 @@ class Stream:
     __slots__ = ("_endpointer", "_pending")
 
     def __init__(self) -> None:
-        from hivecall.voice.local.vad import Endpointer
+        from hivecall.speech.vad import Endpointer
 
         self._endpointer: Endpointer = Endpointer(silence_ms=SATELLITE_SILENCE_MS)
         self._pending = b""
 
     def feed(self, chunk: bytes) -> list[tuple[str, bytes]]:
-        from hivecall.voice.local.vad import FRAME_BYTES
+        from hivecall.speech.vad import FRAME_BYTES
 
         data = self._pending + chunk
         out: list[tuple[str, bytes]] = []

@@ -9,9 +9,17 @@ from hivecall.runtimes.command import CommandRuntime
 from hivecall.runtimes.echo import EchoRuntime
 from hivecall.runtimes.hivemind import HiveMindRuntime
 from hivecall.runtimes.openai_chat import OpenAIChatRuntime
-from hivecall.runtimes.presets import KINDS
 
 __all__ = ["KINDS", "ChatMessage", "Runtime", "Runtimes", "TurnInput"]
+
+# The runtime kinds an agent record may name (besides the presets, which are command agents),
+# each asked what it can do and what its records need.
+KINDS: dict[str, type[Runtime]] = {
+    "command": CommandRuntime,
+    "openai_chat": OpenAIChatRuntime,
+    "echo": EchoRuntime,
+    "hivemind": HiveMindRuntime,
+}
 
 
 class Runtimes:

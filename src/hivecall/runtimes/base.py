@@ -1,10 +1,11 @@
-"""The one small protocol every runtime speaks: a turn in, a stream of text out."""
+"""The one small protocol every runtime speaks: a turn in, a stream of text out; and what each
+runtime kind declares of itself, so callers ask it instead of testing its name."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from hivecall.errors import RuntimeFailure
 
@@ -50,6 +51,25 @@ class Runtime(Protocol):
     exclusive: bool
     # The bridge gathers the agent's context (repo, memory, recent turns) before the turn.
     wants_context: bool
+    # The agent keeps a session of its own between turns (a CLI resumes it by id), so each turn
+    # says whether its session ran before (TurnInput.resumed).
+    resumes_sessions: bool
+    # The agent is a program the hub starts for each turn: its record's command.
+    runs_command: bool
+
+    # The two checks below are asked of the kind (the class), by agents/records.py, which has
+    # no runtime instances; `search_path` is the PATH agents' programs are looked up on.
+
+    @staticmethod
+    def check(fields: Mapping[str, Any], search_path: str | None) -> None:
+        """Raise BadRequest when an agent record with these fields could never run."""
+        ...
+
+    @staticmethod
+    def problem(agent: AgentRecord, search_path: str | None) -> str | None:
+        """Why the agent cannot take a turn right now (its program is gone…), or None. Asked
+        before every turn and for every status shown, so it stays quick: no network."""
+        ...
 
     def stream(self, turn: TurnInput) -> AsyncIterator[Output]:
         """Yield the answer as text pieces, and Progress while it works; raise RuntimeFailure

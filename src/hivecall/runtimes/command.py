@@ -16,14 +16,18 @@ import os
 import shutil
 import signal
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from hivecall.errors import RuntimeFailure
+from hivecall.errors import BadRequest, RuntimeFailure
 from hivecall.runtimes.base import Output, TurnInput, timeout_failure
 from hivecall.runtimes.environment import agent_environment
 from hivecall.runtimes.presets import PRESETS
 from hivecall.runtimes.progress import READERS, OutputReader
+
+if TYPE_CHECKING:
+    from hivecall.agents.records import AgentRecord
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +110,30 @@ def executable_missing(argv0: str, workspace: str | None, search_path: str | Non
 class CommandRuntime:
     exclusive = True
     wants_context = False
+    resumes_sessions = True
+    runs_command = True
+
+    @staticmethod
+    def check(fields: Mapping[str, Any], search_path: str | None) -> None:
+        command: Sequence[str] = fields.get("command") or ()
+        if not command:
+            raise BadRequest(
+                'a command agent needs --command (e.g. "python3 agent.py {message}") or a '
+                f"preset runtime ({', '.join(PRESETS)})",
+                code="invalid_command",
+            )
+        if executable_missing(command[0], fields.get("workspace"), search_path):
+            raise BadRequest(
+                f"command {command[0]!r} was not found on PATH", code="command_not_found"
+            )
+        if sum(PLACEHOLDER in a for a in command) > 1:
+            raise BadRequest(f"only one argument may hold {PLACEHOLDER}", code="invalid_command")
+
+    @staticmethod
+    def problem(agent: AgentRecord, search_path: str | None) -> str | None:
+        if agent.command and executable_missing(agent.command[0], agent.workspace, search_path):
+            return f"command {agent.command[0]!r} was not found"
+        return None
 
     def __init__(self, *, environ: dict[str, str] | None = None) -> None:
         # The hub's environment, from which each agent gets only an allowlist (environment.py).

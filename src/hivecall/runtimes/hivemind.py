@@ -10,8 +10,8 @@ again once. The bridge session becomes the remote session, so the remote agent k
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from websockets.exceptions import ConnectionClosed
 
@@ -62,6 +62,17 @@ def _failure(agent: AgentRecord, e: HiveMindError) -> RuntimeFailure:
 class HiveMindRuntime:
     exclusive = False
     wants_context = False
+    # The remote hub keeps the session (the bridge's session id is the remote one).
+    resumes_sessions = False
+    runs_command = False
+
+    @staticmethod
+    def check(fields: Mapping[str, Any], search_path: str | None) -> None:
+        return None  # its hub settings are checked when it runs (identity_of)
+
+    @staticmethod
+    def problem(agent: AgentRecord, search_path: str | None) -> str | None:
+        return None
 
     def __init__(self) -> None:
         self._conns: dict[str, tuple[Identity, HiveMindConnection]] = {}

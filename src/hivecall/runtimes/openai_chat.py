@@ -7,18 +7,20 @@ the answer streams back as it is generated.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import openai
 
 from hivecall.agents.context import render_context
-from hivecall.errors import RuntimeFailure
+from hivecall.errors import BadRequest, RuntimeFailure
 from hivecall.runtimes.base import TurnInput, timeout_failure
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
+
+    from hivecall.agents.records import AgentRecord
 
 SYSTEM = (
     "You are {name}, an agent reached through hivecall. People often talk to you out loud: answer "
@@ -29,6 +31,19 @@ SYSTEM = (
 class OpenAIChatRuntime:
     exclusive = False
     wants_context = True
+    resumes_sessions = False  # the bridge replays the session's history instead
+    runs_command = False
+
+    @staticmethod
+    def check(fields: Mapping[str, Any], search_path: str | None) -> None:
+        if not (fields.get("base_url") and fields.get("model")):
+            raise BadRequest(
+                "an openai_chat agent needs --base-url and --model", code="invalid_agent"
+            )
+
+    @staticmethod
+    def problem(agent: AgentRecord, search_path: str | None) -> str | None:
+        return None
 
     def __init__(self, *, default_api_key: Callable[[], str] = lambda: "") -> None:
         # A callable: the user may replace the hub's key in the dashboard while it runs.

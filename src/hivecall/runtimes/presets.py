@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The runtime kinds an agent record may name (besides the preset names below).
-KINDS = ("command", "openai_chat", "echo", "hivemind")
+# Every preset is an agent of this runtime kind, with the preset's argv as its command.
+PRESET_KIND = "command"
 
 
 @dataclass(frozen=True)

@@ -5,26 +5,23 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from hivecall import __version__
 from hivecall.agents.context import gather
 from hivecall.agents.records import AgentCreate, AgentUpdate
 from hivecall.auth import WORKER_SCOPE
-from hivecall.bridge import TurnRequest
-from hivecall.calls import CallLineIn
-from hivecall.compat.openai import SSE_HEADERS, MessageIn, completion, history_of, sse
-from hivecall.errors import BadRequest, Forbidden
-from hivecall.turn_handle import started_line
-from hivecall.web.calls_api import open_call
-from hivecall.web.http import authed, hub_of, ok, read_json
+from hivecall.calls.tool_turns import open_call, record_tool_line
+from hivecall.chat_wire import SESSION_ID, ChatMessages, completion, history_of, sse
+from hivecall.errors import Forbidden
+from hivecall.http_api import authed, event_stream, hub_of, limit_of, ok, read_json
+from hivecall.turns.handle import started_line
+from hivecall.turns.request import TurnRequest
+from hivecall.turns.view import turn_view
 from hivecall.web.turns_api import visible_turn
-from hivecall.web.views import turn_view
-
-SESSION_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 
 class PhoneRequest(BaseModel):
@@ -40,17 +37,10 @@ class PhoneRequest(BaseModel):
 class AgentRuntimeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     agent_id: str = Field(min_length=1, max_length=64)
-    messages: list[MessageIn] = Field(min_length=1, max_length=500)
+    messages: ChatMessages
     session_id: str | None = Field(default=None, pattern=SESSION_ID)
     call_id: str | None = Field(default=None, max_length=64)
     stream: bool = False
-
-    @field_validator("messages")
-    @classmethod
-    def _ends_with_user(cls, v: list[MessageIn]) -> list[MessageIn]:
-        if v[-1].role != "user":
-            raise ValueError("the last message must have role 'user'")
-        return v
 
 
 # -- health and settings ---------------------------------------------------------------------
@@ -132,7 +122,7 @@ async def phone(request: Request) -> Response:
     if body.call_id:
         # A tool turn of a call: only on the caller's own live call, in the call's session.
         agent = await hub.agents.get(body.agent_id)
-        call = await open_call(hub, who, body.call_id, agent.id)
+        call = await open_call(hub.calls, hub.cloud, who, body.call_id, agent.id)
         session_id = session_id or call.id
     elif not who.can("turns:write"):
         raise Forbidden("this token may only relay turns of its own calls (send call_id)")
@@ -148,9 +138,7 @@ async def phone(request: Request) -> Response:
         )
     )
     if call is not None and new:
-        await hub.calls.add_lines(
-            call, [CallLineIn(kind="tool", text=body.message.strip(), turn_id=handle.turn_id)]
-        )
+        await record_tool_line(hub.calls, call, body.message, handle.turn_id)
     try:
         result = await asyncio.wait_for(handle.result(), hub.settings.voice_ack_s)
     except TimeoutError:
@@ -192,7 +180,7 @@ async def agent_runtime(request: Request) -> Response:
         )
     )
     if body.stream:
-        return StreamingResponse(sse(handle), media_type="text/event-stream", headers=SSE_HEADERS)
+        return event_stream(sse(handle))
     return ok(completion(await handle.result()))
 
 
@@ -203,10 +191,7 @@ async def turns_list(request: Request) -> Response:
     await authed(request)
     hub = hub_of(request)
     q = request.query_params
-    try:
-        limit = min(max(int(q.get("limit", "50")), 1), 500)
-    except ValueError as e:
-        raise BadRequest("limit must be a number", code="invalid_request") from e
+    limit = limit_of(request, most=500)
     agent_id = None
     if q.get("agent"):
         agent_id = (await hub.agents.get(q["agent"])).id

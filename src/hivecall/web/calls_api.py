@@ -7,7 +7,7 @@ they exist to make calls work.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
@@ -17,69 +17,34 @@ from starlette.routing import Route
 from hivecall.agents.records import AgentRecord
 from hivecall.auth import WORKER_SCOPE, Principal
 from hivecall.calls import TERMINAL, CallLineIn, CallView
+from hivecall.calls.events import (
+    ErrorIn,
+    Event,
+    EventsIn,
+    LineEvent,
+    NetworkEvent,
+    PhaseEvent,
+    SpeakerOnlyEvent,
+)
 from hivecall.calls.modes import all_modes, resolve
 from hivecall.calls.records import line_view
 from hivecall.calls.state import FROM, reached
 from hivecall.errors import BadRequest, Conflict, HivecallError, PayloadTooLarge
+from hivecall.http_api import authed, hub_of, limit_of, ok, read_json
 from hivecall.hub import Hub
 from hivecall.preferences import SettingsPatch
-from hivecall.settings import describe
+from hivecall.settings import Settings, describe
 from hivecall.store.models import Call
+from hivecall.turns.view import turn_view
 from hivecall.voice.instructions import greeting, instructions
 from hivecall.voice.local.service import MAX_OFFER_BYTES, Tuning
 from hivecall.voice.tool import realtime_tools
-from hivecall.web.http import authed, hub_of, ok, read_json
-from hivecall.web.views import turn_view
-
-CODE = r"^[a-z0-9_.:-]{1,64}$"
 
 
 class CallStart(BaseModel):
     model_config = ConfigDict(extra="forbid")
     agent_id: str = Field(min_length=1, max_length=64)
     mode: Literal["auto", "byok", "local", "cloud"] | None = None
-
-
-class ErrorIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    code: str = Field(pattern=CODE)
-    message: str = Field(default="", max_length=500)
-
-
-class PhaseEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["phase"]
-    phase: Literal["connecting", "talking", "ended", "failed"]
-    error: ErrorIn | None = None
-
-
-class LineEvent(BaseModel):
-    """A finished transcript line: what the user said, or one whole spoken response."""
-
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["user", "agent"]
-    text: str = Field(min_length=1, max_length=4000)
-    # Who said it, when several people or agents share the call (cloud calls).
-    speaker: str = Field(default="", max_length=200)
-
-
-class SpeakerOnlyEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["speaker_only"]
-
-
-class ErrorEvent(ErrorIn):
-    type: Literal["error"]
-
-
-Event = Annotated[
-    PhaseEvent | LineEvent | SpeakerOnlyEvent | ErrorEvent, Field(discriminator="type")
-]
-
-
-class EventsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    events: list[Event] = Field(min_length=1, max_length=50)
 
 
 class CallEnd(BaseModel):
@@ -104,7 +69,13 @@ async def modes(request: Request) -> Response:
     await authed(request, "calls")
     settings = hub_of(request).settings
     default = resolve(settings, None)
-    return ok({"default": default.name, "modes": [m.as_dict() for m in all_modes(settings)]})
+    return ok(
+        {
+            "default": default.name,
+            "modes": [m.as_dict() for m in all_modes(settings)],
+            "connect_timeout_s": settings.call_connect_timeout,
+        }
+    )
 
 
 async def start(request: Request) -> Response:
@@ -123,9 +94,9 @@ async def start(request: Request) -> Response:
             f"agent {agent.name!r} cannot take calls: {problem}", code="agent_unavailable"
         )
     if mode.name == "local":
-        return ok({"call": await _start_local(hub, who, agent)}, 201)
+        return _started(settings, await _start_local(hub, who, agent))
     if mode.name == "cloud":
-        return ok({"call": await _start_cloud(hub, who, agent)}, 201)
+        return _started(settings, await _start_cloud(hub, who, agent))
     ctx = await hub.contexts.get(agent)
     # The record is written while OpenAI mints: the two waits overlap.
     recording = asyncio.create_task(hub.calls.create(agent_id=agent.id, mode=mode.name, who=who))
@@ -144,7 +115,12 @@ async def start(request: Request) -> Response:
         "tools": realtime_tools(),
         "greeting": greeting(agent.name),
     }
-    return ok({"call": out}, 201)
+    return _started(settings, out)
+
+
+def _started(settings: Settings, call: dict[str, Any]) -> Response:
+    # The page gives up connecting after the same time the hub's sweeper fails the call.
+    return ok({"call": call, "connect_timeout_s": settings.call_connect_timeout}, 201)
 
 
 async def _start_local(hub: Hub, who: Principal, agent: AgentRecord) -> dict[str, Any]:
@@ -221,10 +197,7 @@ async def history(request: Request) -> Response:
     who = await authed(request, "calls")
     hub = hub_of(request)
     q = request.query_params
-    try:
-        limit = min(max(int(q.get("limit", "50")), 1), 200)
-    except ValueError as e:
-        raise BadRequest("limit must be a number", code="invalid_request") from e
+    limit = limit_of(request, most=200)
     agent_id = (await hub.agents.get(q["agent"])).id if q.get("agent") else None
     calls = await hub.calls.history(who=who, agent_id=agent_id, limit=limit)
     agents = {a.id: hub.bridge.view(a) for a in await hub.agents.list()}
@@ -249,7 +222,7 @@ async def show(request: Request) -> Response:
 
 async def events(request: Request) -> Response:
     """The page (or a cloud call's worker) reports what happened: phases, finished transcript
-    lines, speaker-only, errors."""
+    lines, speaker-only, errors, network drops."""
     who = await authed(request, "calls", WORKER_SCOPE)
     hub = hub_of(request)
     call = await hub.calls.get(request.path_params["call_id"], who=who)
@@ -270,6 +243,8 @@ async def events(request: Request) -> Response:
             pending.append(CallLineIn(kind=ev.type, text=ev.text, speaker=ev.speaker))
         elif isinstance(ev, SpeakerOnlyEvent):
             await hub.calls.mark_speaker_only(call)
+        elif isinstance(ev, NetworkEvent):
+            pending.append(CallLineIn(kind="phase", text=f"network {ev.state}"))
         else:
             pending.append(CallLineIn(kind="error", text=f"{ev.code}: {ev.message}".strip()))
     await hub.calls.add_lines(call, pending)
@@ -304,16 +279,6 @@ async def end(request: Request) -> Response:
 
 async def _has_body(request: Request) -> bool:
     return request.headers.get("content-length", "0") not in ("", "0")
-
-
-async def open_call(hub: Hub, who: Principal, call_id: str, agent_id: str) -> Call:
-    """The call a tool turn belongs to: the caller's own, with this agent, not finished."""
-    call = await hub.calls.get(call_id, who=who)
-    if call.agent_id != agent_id and not await hub.cloud.in_call(call, agent_id):
-        raise BadRequest("this call is with another agent", code="call_agent_mismatch")
-    if call.state in ("ended", "failed"):
-        raise Conflict(f"the call has already {call.state}", code="call_finished")
-    return call
 
 
 # -- settings the dashboard edits ------------------------------------------------------------

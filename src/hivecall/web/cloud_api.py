@@ -8,13 +8,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from hivecall.cloud.invites import InviteIn
-from hivecall.cloud.rooms import guest_identity, human_identity, human_name
+from hivecall.calls.cloud.invites import InviteIn
+from hivecall.calls.cloud.rooms import guest_identity, human_identity, human_name
+from hivecall.calls.cloud.wire import ClaimIn
 from hivecall.errors import Unauthorized
+from hivecall.http_api import authed, bearer, hub_of, ok, read_json
 from hivecall.listening import phone_url
 from hivecall.pairing import device_name
 from hivecall.store.models import Call
-from hivecall.web.http import authed, bearer, hub_of, ok, read_json
 from hivecall.web.pages import STATIC
 
 
@@ -27,13 +28,6 @@ class JoinIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     code: str = Field(min_length=8, max_length=64)
     name: str = Field(default="", max_length=64)
-
-
-class ClaimIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    call_id: str = Field(min_length=1, max_length=32)
-    agent_id: str = Field(min_length=1, max_length=32)
-    job_id: str = Field(default="", max_length=64)
 
 
 async def _cloud_call(request: Request) -> Call:

@@ -11,7 +11,7 @@ from starlette.routing import Route
 from hivecall import tls
 from hivecall.auth import SESSION_COOKIE, SESSION_TTL
 from hivecall.errors import NotFound, TooManyRequests
-from hivecall.web.http import authed, client_address, hub_of, ok
+from hivecall.http_api import authed, client_address, hub_of, ok
 
 STATIC = resources.files("hivecall.web") / "static"
 # What Android and iOS offer to install as a CA certificate.

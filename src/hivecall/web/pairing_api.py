@@ -10,9 +10,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hivecall import __version__
+from hivecall.http_api import authed, client_address, hub_of, ok, read_json
 from hivecall.listening import phone_url
 from hivecall.pairing import lan_hint, qr_svg, trust_step
-from hivecall.web.http import authed, client_address, hub_of, ok, read_json
 
 log = logging.getLogger(__name__)
 

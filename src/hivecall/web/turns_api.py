@@ -19,22 +19,21 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from hivecall.auth import WORKER_SCOPE
 from hivecall.errors import Conflict, HivecallError, NotFound
+from hivecall.http_api import authed, event_stream, hub_of, ok
 from hivecall.hub import Hub
 from hivecall.store.models import Turn
-from hivecall.turn_handle import FINISHED, TurnEvent, TurnHandle
-from hivecall.web.http import authed, hub_of, ok
+from hivecall.turns.handle import FINISHED, TurnEvent, TurnHandle
 
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 15.0
 # A turn another hivecall process runs (the CLI's `ask`) is followed through the store.
 POLL_S = 0.5
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 async def visible_turn(request: Request) -> Turn:
@@ -133,9 +132,7 @@ async def _sse(events: AsyncIterator[TurnEvent]) -> AsyncIterator[bytes]:
 
 async def turn_events(request: Request) -> Response:
     turn = await visible_turn(request)
-    return StreamingResponse(
-        _sse(events_of(hub_of(request), turn)), media_type="text/event-stream", headers=SSE_HEADERS
-    )
+    return event_stream(_sse(events_of(hub_of(request), turn)))
 
 
 async def turn_cancel(request: Request) -> Response:

@@ -1,5 +1,6 @@
-// The page the cloud.js tests drive: the hub's modules, the fake client and a recording fake API.
-import { CloudRoom, mountCloudPanel, loadLivekit } from "/static/cloud.js";
+// The page the cloud call tests drive: the hub's modules, the fake client and a recording fake API.
+import { CloudRoom, loadLivekit } from "/static/cloud.js";
+import { mountCloudPanel } from "/static/cloudpanel.js";
 import { openCallModal } from "/static/callmodal.js";
 import "/fake-livekit.js";
 

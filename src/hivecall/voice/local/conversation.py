@@ -24,26 +24,26 @@ import logging
 import math
 import uuid
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from hivecall.bridge import TurnHandle
 from hivecall.calls.records import CallLineIn
 from hivecall.speakable import speakable
+from hivecall.speech import workers
+from hivecall.speech.models import Models
+from hivecall.speech.stt import pcm16_to_float
+from hivecall.speech.vad import FRAME_BYTES, Endpointer
+from hivecall.turns.handle import TurnHandle
 from hivecall.voice.local.commands import command
-from hivecall.voice.local.models import Models
 from hivecall.voice.local.service import Tuning
-from hivecall.voice.local.stt import pcm16_to_float
 from hivecall.voice.local.track import SpeechTrack
-from hivecall.voice.local.vad import FRAME_BYTES, Endpointer
 
 log = logging.getLogger(__name__)
 
-# One thread each: a guess and a final transcription never fight over the two cores, and the
-# voice of one answer is made clause after clause.
-_STT = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hivecall-stt")
-_TTS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hivecall-tts")
+# The process's one recognition and one synthesis thread (speech/workers.py): a guess and a
+# final transcription never fight over the two cores, and one answer's voice is made clause
+# after clause.
 
 Emit = Callable[[dict[str, Any]], None]
 StartTurn = Callable[[str], Awaitable[TurnHandle]]
@@ -147,7 +147,7 @@ class LocalConversation:
         self._voices: dict[str, Future[bytes]] = {}
         for text in (self._ack_line(alone=True), self._ack_line(alone=False)):
             for clause in _clauses(text):
-                self._voices[clause] = _TTS.submit(self._synthesize, clause)
+                self._voices[clause] = workers.TTS.submit(self._synthesize, clause)
         self._speak_task = asyncio.create_task(self._speak(), name="local-call-speak")
         self._tasks = [
             asyncio.create_task(self._hear(), name="local-call-hear"),
@@ -188,7 +188,7 @@ class LocalConversation:
 
     def _transcribe_soon(self, audio: bytes) -> Future[str]:
         transcriber = self.models.transcriber
-        return _STT.submit(lambda: transcriber().transcribe(pcm16_to_float(audio)))
+        return workers.STT.submit(lambda: transcriber().transcribe(pcm16_to_float(audio)))
 
     def _barge_in(self) -> bool:
         """Stop the hub's voice (the caller started talking); True if it was speaking."""
@@ -222,13 +222,12 @@ class LocalConversation:
 
     async def _one_utterance(self, utterance: _Utterance) -> None:
         audio, guess = utterance.audio, utterance.guess
-        loop = asyncio.get_running_loop()
         if guess is not None and guess.size == len(audio):
             self.stats.guesses_used += 1
             text = await asyncio.wrap_future(guess.future)
         else:
-            text = await loop.run_in_executor(
-                _STT, lambda: self.models.transcriber().transcribe(pcm16_to_float(audio))
+            text = await workers.recognise(
+                lambda: self.models.transcriber().transcribe(pcm16_to_float(audio))
             )
         if not text:
             self.stats.dropped += 1
@@ -431,7 +430,7 @@ class LocalConversation:
         made = self._voices.get(clause)
         if made is not None:
             return await asyncio.wrap_future(made)
-        return await asyncio.get_running_loop().run_in_executor(_TTS, self._synthesize, clause)
+        return await workers.synthesise(lambda: self._synthesize(clause))
 
     def _synthesize(self, clause: str) -> bytes:
         return self.models.synthesizer().pcm(clause)
@@ -478,7 +477,7 @@ def _brief(progress: str) -> str:
 
 
 def _clauses(text: str) -> list[str]:
-    from hivecall.voice.local.tts import clauses
+    from hivecall.speech.tts import clauses
 
     return clauses(text)
 

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hivecall.agents.records import Agents
-from hivecall.bridge import Bridge, TurnHandle, TurnRequest
-from hivecall.calls import Calls
+from hivecall.bridge import Bridge
+from hivecall.calls import TERMINAL, Calls
 from hivecall.calls.records import CallLineIn
 from hivecall.errors import Conflict, TooManyRequests
 from hivecall.settings import Settings
+from hivecall.speech import models
 from hivecall.store.models import Call
-from hivecall.voice.local import models
+from hivecall.turns.handle import TurnHandle
+from hivecall.turns.request import TurnRequest
 
 if TYPE_CHECKING:
     from hivecall.voice.local.conversation import Emit, LocalConversation
@@ -97,8 +99,9 @@ class LocalCalls:
 
         if call.mode != "local":
             raise Conflict("this call is not a local call", code="call_mode_mismatch")
+        over = Conflict("this call is already connected or over", code="call_connected")
         if call.id in self._peers or call.state != "ringing":
-            raise Conflict("this call is already connected or over", code="call_connected")
+            raise over
         self.check_capacity(max_calls)
         quiet = speaker_only(offer)
         agent = await self._agents.get(call.agent_id)
@@ -123,17 +126,22 @@ class LocalCalls:
             with contextlib.suppress(Conflict):
                 await self._calls.advance(await self._calls.get(call_id), name, error=error)
 
-        peer = LocalPeer(conversation=conversation, phase=phase)
+        async def network(state: str) -> None:
+            await self._record(call_id, [CallLineIn(kind="phase", text=f"network {state}")])
+
+        peer = LocalPeer(conversation=conversation, phase=phase, network=network)
         peer.on_closed = lambda: self._forget(call_id, peer)
         self._peers[call_id] = peer
         try:
             answer = await peer.answer(offer)
+            if quiet:
+                await self._calls.mark_speaker_only(call)
+            # The call may have been failed meanwhile (the sweeper): then its peer must go.
+            if (await self._calls.advance(call, "connecting")).state in TERMINAL:
+                raise over
         except BaseException:
             await peer.close()
             raise
-        if quiet:
-            await self._calls.mark_speaker_only(call)
-        await self._calls.advance(call, "connecting")
         self.warm()
         return answer
 

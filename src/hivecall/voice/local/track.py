@@ -16,9 +16,9 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, AudioResampler
 
-from hivecall.voice.local.tts import RATE
-from hivecall.voice.local.vad import FRAME_BYTES
-from hivecall.voice.local.vad import RATE as VAD_RATE
+from hivecall.speech.tts import RATE
+from hivecall.speech.vad import FRAME_BYTES
+from hivecall.speech.vad import RATE as VAD_RATE
 
 SAMPLES = RATE // 50  # 20 ms
 FRAME = SAMPLES * 2  # bytes of 16-bit mono

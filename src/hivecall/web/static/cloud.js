@@ -1,15 +1,17 @@
 // Cloud calls: a LiveKit room with several humans and several agents (dashboard, phone, guests).
 //
-// CloudRoom joins with the {url, token} the hub minted, publishes the microphone, plays every
-// remote audio track, and keeps a plain view of the room: who is in it (humans and agents, from
-// the participant attributes "hivecall.kind" / "hivecall.agent_id"), who is speaking
-// (ActiveSpeakersChanged) and the captions (livekit-agents 1.x sends them as text streams on
-// the "lk.transcription" topic; older agents as RoomEvent.TranscriptionReceived). It is an
-// EventTarget: listen to "change" and read `room.view`. mountCloudPanel draws that view with
-// the owner's controls: remove a participant, invite a friend, add an agent.
+// This is the room's model: state and transitions, no page elements. CloudRoom joins with the
+// {url, token} the hub minted, publishes the microphone, hands every remote audio track to the
+// loudspeaker (cloudaudio.js), and keeps a plain view of the room: who is in it (humans and
+// agents, from the participant attributes "hivecall.kind" / "hivecall.agent_id"), who is
+// speaking (ActiveSpeakersChanged) and the captions (livekit-agents 1.x sends them as text
+// streams on the "lk.transcription" topic; older agents as RoomEvent.TranscriptionReceived).
+// It is an EventTarget: listen to "change" and read `room.view`. The panel that draws that view
+// with the owner's controls is cloudpanel.js.
 //
 // The LiveKit client is vendored into the package at build time (scripts/build-web.sh) and
 // loaded only when a room is joined. Tokens are never shown or logged by this page.
+import { RoomAudio } from "/static/cloudaudio.js";
 
 export const LIVEKIT_BUNDLE = "/static/vendor/livekit-client.umd.js";
 export const TRANSCRIPTION_TOPIC = "lk.transcription";
@@ -69,16 +71,16 @@ function joinError(err, token) {
 
 export class CloudRoom extends EventTarget {
   /**
-   * @param {{lk?: object, audioBox?: HTMLElement}} options
+   * @param {{lk?: object, audioBox?: HTMLElement, renew?: Function}} options
    * `lk` is the livekit-client module (default: the vendored one); `audioBox` receives the
-   * <audio> elements of remote tracks (default: a hidden element appended to the body);
+   * <audio> elements of remote tracks (cloudaudio.js; default: a hidden element in the body);
    * `renew` (optional) resolves to fresh {url, token, …} for a retry.
    */
   constructor({ lk, audioBox, renew } = {}) {
     super();
     this.lk = lk || null;
     this.renew = renew || null;
-    this.audioBox = audioBox || null;
+    this.audio = new RoomAudio(audioBox);
     this.room = null;
     this.creds = null;             // {url, token, identity, expires_at}: kept for a retry only
     this.phase = "idle";           // idle connecting talking reconnecting join-failed left removed room-ended
@@ -192,8 +194,8 @@ export class CloudRoom extends EventTarget {
       this.speaking = new Set((speakers || []).map((p) => p.identity));
       this.changed();
     });
-    on(E.TrackSubscribed, (track, _pub, p) => this.playTrack(track, p));
-    on(E.TrackUnsubscribed, (track) => { for (const el of track.detach?.() || []) el.remove(); });
+    on(E.TrackSubscribed, (track, _pub, p) => this.audio.play(track, p?.identity));
+    on(E.TrackUnsubscribed, (track) => this.audio.stop(track));
     on(E.AudioPlaybackStatusChanged, () => { this.audioBlocked = !room.canPlaybackAudio; this.changed(); });
     on(E.TranscriptionReceived, (segments, p) => {
       for (const s of segments || []) this.caption(s.id, p?.identity, s.text, !!s.final, true);
@@ -303,27 +305,6 @@ export class CloudRoom extends EventTarget {
     this.changed();
   }
 
-  playTrack(track, p) {
-    if (track?.kind !== "audio" || !track.attach) return;
-    const el = track.attach();
-    el.dataset.identity = p?.identity || "";
-    this.audioElements().append(el);
-  }
-
-  audioElements() {
-    if (!this.audioBox) {
-      this.audioBox = document.createElement("div");
-      this.audioBox.hidden = true;
-      this.audioBox.className = "cloud-audio";
-      document.body.append(this.audioBox);
-    }
-    return this.audioBox;
-  }
-
-  releaseAudio() {
-    if (this.audioBox) this.audioBox.replaceChildren();
-  }
-
   // -- captions -----------------------------------------------------------------------------
 
   // A text stream on lk.transcription: chunks are deltas of one stream. An agent's speech
@@ -383,7 +364,7 @@ export class CloudRoom extends EventTarget {
     const room = this.room;
     this.room = null;
     this.speaking.clear();
-    this.releaseAudio();
+    this.audio.clear();
     if (!room) return;
     try { room.unregisterTextStreamHandler?.(TRANSCRIPTION_TOPIC); } catch { /* not registered */ }
     try { room.removeAllListeners?.(); } catch { /* no emitter */ }
@@ -393,205 +374,3 @@ export class CloudRoom extends EventTarget {
 
 let order = 0;
 const nextOrder = () => ++order;
-
-// -- the panel --------------------------------------------------------------------------------
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children.map((c) => (c instanceof Node ? c : document.createTextNode(c ?? ""))));
-  return node;
-}
-
-const PANEL = `
-  <div class="cloud-status" data-role="status" role="status" hidden>
-    <p class="error" data-role="status-text"></p>
-    <p class="muted small" data-role="status-detail"></p>
-    <p class="row"><button type="button" data-role="retry">Retry</button>
-      <button type="button" class="danger" data-role="hang-up">Hang up</button></p>
-  </div>
-  <p data-role="audio-blocked" hidden><button type="button" data-role="start-audio">Play the call's audio</button></p>
-  <div class="cloud-grid">
-    <div class="cloud-people">
-      <h3>In the call</h3>
-      <ul class="participants" data-role="participants"></ul>
-    </div>
-    <div class="cloud-talk">
-      <h3>Captions</h3>
-      <ol class="captions" data-role="captions" aria-live="polite"></ol>
-    </div>
-  </div>
-  <div class="cloud-manage" data-role="manage" hidden>
-    <p class="row"><button type="button" data-role="invite">Invite a friend</button>
-      <select data-role="agent-pick" aria-label="Agent to add"></select>
-      <button type="button" data-role="add-agent">Add agent</button></p>
-    <div class="invite" data-role="invite-box" hidden>
-      <p class="row"><input data-role="invite-url" readonly size="34" aria-label="Invite link">
-        <button type="button" data-role="copy">Copy</button></p>
-      <p class="muted small" data-role="invite-note"></p>
-    </div>
-    <p class="error" data-role="manage-error" role="alert" hidden></p>
-  </div>`;
-
-/**
- * Draw `room` into `container` and wire the controls.
- * @param {{api?: Function, callId?: string, manage?: boolean, onHangUp?: Function,
- *          showHangUp?: boolean}} options
- * `manage`: the owner's controls (remove, invite, add agent) with `api` and `callId`.
- * `onHangUp`: what "Hang up" does after a failed join (default: leave the room).
- */
-export function mountCloudPanel(container, room, { api, callId, manage = false, onHangUp, showHangUp = true } = {}) {
-  container.classList.add("cloud-panel");
-  container.innerHTML = PANEL;
-  const $ = (role) => container.querySelector(`[data-role="${role}"]`);
-  let agents = [];
-  const removing = new Set();
-  let adding = false;
-  const base = `/api/calls/${encodeURIComponent(callId)}`;
-
-  const manageError = (err) => {
-    $("manage-error").hidden = !err;
-    $("manage-error").textContent = err ? err.message || String(err) : "";
-  };
-
-  const render = () => {
-    const v = room.view;
-    container.dataset.phase = v.phase;
-    const failed = v.phase === "join-failed" || v.phase === "removed";
-    $("status").hidden = !(failed || v.phase === "room-ended");
-    $("status-text").textContent = v.phase === "room-ended" ? "The call has ended." : v.error?.message || "";
-    $("status-detail").textContent = v.error?.detail || "";
-    $("status-detail").hidden = !v.error?.detail;
-    $("retry").hidden = v.phase !== "join-failed";
-    $("retry").disabled = false;
-    $("hang-up").hidden = !showHangUp || v.phase !== "join-failed";
-    $("audio-blocked").hidden = !v.audioBlocked || room.finished;
-
-    $("participants").replaceChildren(...v.participants.map((p) => {
-      const li = el("li", { className: "participant" },
-        el("span", { className: "speaking-dot", title: p.speaking ? "speaking" : "" }),
-        el("span", { className: "who" }, p.name),
-        el("span", { className: `kind kind-${p.kind}` }, p.kind === "agent" ? "agent" : p.local ? "you" : "person"),
-        el("span", { className: "agent-state muted" }, p.kind === "agent" && p.state === "thinking" ? "thinking…" : ""));
-      li.dataset.identity = p.identity;
-      li.dataset.kind = p.kind;
-      li.dataset.speaking = p.speaking ? "1" : "0";
-      if (p.agentId) li.dataset.agent = p.agentId;
-      if (manage && !p.local) {
-        const rm = el("button", { type: "button", className: "danger remove", textContent: "Remove" });
-        rm.dataset.identity = p.identity;
-        rm.disabled = removing.has(p.identity);
-        rm.onclick = () => remove(p);
-        li.append(rm);
-      }
-      return li;
-    }), ...v.pending.map((a) => {
-      const li = el("li", { className: "participant pending" }, el("span", { className: "speaking-dot" }),
-        el("span", { className: "who" }, a.name), el("span", { className: "kind kind-agent" }, "joining…"));
-      li.dataset.kind = "agent";
-      li.dataset.agent = a.agentId;
-      li.dataset.pending = "1";
-      return li;
-    }));
-
-    $("captions").replaceChildren(...v.captions.map((c) => {
-      const li = el("li", { className: `caption-line kind-${c.kind}` }, el("b", {}, `${c.local ? "You" : c.name}: `), c.text);
-      li.dataset.kind = c.kind;
-      li.dataset.final = c.final ? "1" : "0";
-      li.dataset.identity = c.identity || "";
-      return li;
-    }));
-
-    const canManage = manage && !room.finished && v.phase !== "idle";
-    $("manage").hidden = !canManage;
-    if (canManage) {
-      const busy = new Set([...v.participants.map((p) => p.agentId), ...v.pending.map((a) => a.agentId)].filter(Boolean));
-      const choices = agents.filter((a) => !busy.has(a.id) && a.status !== "unavailable");
-      const current = $("agent-pick").value;
-      const key = choices.map((a) => a.id).join(",");
-      if ($("agent-pick").dataset.key !== key) {
-        $("agent-pick").replaceChildren(...choices.map((a) => el("option", { value: a.id, textContent: a.name })));
-        $("agent-pick").dataset.key = key;
-        if (choices.some((a) => a.id === current)) $("agent-pick").value = current;
-      }
-      $("agent-pick").hidden = $("add-agent").hidden = !choices.length;  // nobody left to add
-      $("add-agent").disabled = adding;
-    }
-  };
-
-  async function remove(p) {
-    if (!confirm(`Remove ${p.name} from the call?`)) return;
-    removing.add(p.identity);
-    manageError(null);
-    render();
-    try {
-      await api(`${base}/participants/${encodeURIComponent(p.identity)}`, { method: "DELETE" });
-      room.forget(p.identity);
-    } catch (err) {
-      manageError(err);
-    } finally {
-      removing.delete(p.identity);
-      render();
-    }
-  }
-
-  async function invite() {
-    manageError(null);
-    $("invite").disabled = true;
-    try {
-      const { invite: inv } = await api(`${base}/invites`, { method: "POST", body: JSON.stringify({}) });
-      $("invite-url").value = inv.url;
-      const uses = inv.max_uses === 1 ? "Works once" : `Works ${inv.max_uses} times`;
-      const time = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-      const until = inv.expires_at ? `, until ${time(inv.expires_at)}` : "";
-      $("invite-note").textContent = `${uses}${until}. Send it to the person you want in the call.`;
-      $("copy").textContent = "Copy";
-      $("invite-box").hidden = false;
-      $("invite-url").select();
-    } catch (err) {
-      manageError(err);
-    } finally {
-      $("invite").disabled = false;
-    }
-  }
-
-  async function copy() {
-    const text = $("invite-url").value;
-    try {
-      await navigator.clipboard.writeText(text);
-    } catch {
-      $("invite-url").select();
-      document.execCommand?.("copy");
-    }
-    $("copy").textContent = "Copied";
-  }
-
-  async function addAgent() {
-    const id = $("agent-pick").value;
-    if (!id) return;
-    manageError(null);
-    adding = true;
-    render();
-    try {
-      const res = await api(`${base}/agents`, { method: "POST", body: JSON.stringify({ agent_id: id }) });
-      room.expectAgent(res.agent || { id, name: agents.find((a) => a.id === id)?.name || id });
-    } catch (err) {
-      manageError(err);
-    } finally {
-      adding = false;
-      render();
-    }
-  }
-
-  $("retry").onclick = () => { $("retry").disabled = true; room.retry(); };
-  $("hang-up").onclick = () => (onHangUp ? onHangUp() : room.leave());
-  $("start-audio").onclick = () => room.startAudio();
-  $("invite").onclick = invite;
-  $("copy").onclick = copy;
-  $("add-agent").onclick = addAgent;
-  room.addEventListener("change", render);
-  if (manage && api) {
-    api("/api/agents").then((res) => { agents = res.agents || []; render(); }).catch(() => {});
-  }
-  render();
-  return { render, unmount: () => room.removeEventListener("change", render) };
-}

@@ -2,7 +2,8 @@
 // call's LiveKit room with the guest token the hub mints for that invite (POST /api/join). No
 // login; the token lives in this page's memory only.
 import { makeApi } from "/static/api.js";
-import { CloudRoom, mountCloudPanel } from "/static/cloud.js";
+import { CloudRoom } from "/static/cloud.js";
+import { mountCloudPanel } from "/static/cloudpanel.js";
 
 const NAME_KEY = "hivecall.guest-name";
 const $ = (id) => document.getElementById(id);

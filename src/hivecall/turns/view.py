@@ -1,4 +1,4 @@
-"""JSON views of store rows shared by several routers."""
+"""How a turn is shown: one JSON view of a stored turn, for the API, the calls API and the CLI."""
 
 from __future__ import annotations
 

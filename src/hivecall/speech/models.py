@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 from hivecall.errors import HivecallError
 
 if TYPE_CHECKING:
-    from hivecall.voice.local.stt import Transcriber
-    from hivecall.voice.local.tts import Synthesizer
+    from hivecall.speech.stt import Transcriber
+    from hivecall.speech.tts import Synthesizer
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class Models:
         with self._lock:
             if self._stt is None:
                 self._check()
-                from hivecall.voice.local.stt import Transcriber
+                from hivecall.speech.stt import Transcriber
 
                 t0 = time.perf_counter()
                 self._stt = Transcriber.load(whisper_dir(), threads=self._stt_threads)
@@ -110,7 +110,7 @@ class Models:
         with self._lock:
             if self._tts is None:
                 self._check()
-                from hivecall.voice.local.tts import Synthesizer
+                from hivecall.speech.tts import Synthesizer
 
                 t0 = time.perf_counter()
                 self._tts = Synthesizer.load(piper_voice())

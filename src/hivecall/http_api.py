@@ -1,19 +1,24 @@
-"""Request and response plumbing shared by every route: bodies, errors, auth."""
+"""Request and response plumbing shared by every HTTP route of every front door: bodies,
+errors, auth. The web routes and the compat API both use it, so it lives in neither."""
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from hivecall.auth import SESSION_COOKIE, Principal
 from hivecall.errors import BadRequest, Forbidden, HivecallError, PayloadTooLarge, Unauthorized
-from hivecall.hub import Hub
+
+if TYPE_CHECKING:
+    # Routes read the hub their app holds; only its type is needed here.
+    from hivecall.hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +100,25 @@ def _describe(e: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def limit_of(request: Request, *, most: int) -> int:
+    """A list route's `?limit=` (50 unless given), kept within 1..`most`."""
+    try:
+        return min(max(int(request.query_params.get("limit", "50")), 1), most)
+    except ValueError as e:
+        raise BadRequest("limit must be a number", code="invalid_request") from e
+
+
 def ok(data: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(data, status_code=status)
+
+
+# Server-sent events: never cached, never held back by a buffering proxy (nginx).
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def event_stream(frames: AsyncIterator[str] | AsyncIterator[bytes]) -> StreamingResponse:
+    """A text/event-stream response of already framed server-sent events."""
+    return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
@@ -113,11 +135,16 @@ async def on_hivecall_error(_request: Request, exc: Exception) -> Response:
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
-async def on_http_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
+def http_error_of(exc: HTTPException) -> tuple[str, str]:
+    """The code and message of Starlette's own errors (unknown route, wrong method)."""
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     message = "no such route" if exc.status_code == 404 else str(exc.detail)
-    return error_response(exc.status_code, code, message)
+    return code, message
+
+
+async def on_http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, *http_error_of(exc))
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:

@@ -4,12 +4,16 @@ Names mirror upstream's `hivemind-core` commands. A client is named by its name 
 running hub applies every change within a second, to connections already open too.
 """
 
+# No `from __future__ import annotations`: the generated commands' annotations use their
+# factory's locals (`kind`), which typer could not resolve from strings.
+
 import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
 
+from hivecall.cli.common import settings_of, with_hub
 from hivecall.hivemind.clients import ClientView, HiveClients
 from hivecall.hub import Hub
 from hivecall.secretbox import SecretBox
@@ -26,8 +30,6 @@ MsgArg = Annotated[str, typer.Argument(help="An OVOS bus message type, e.g. spea
 
 
 def _run(ctx: typer.Context, work: Callable[[HiveClients], Awaitable[T]]) -> T:
-    from hivecall.cli import settings_of, with_hub
-
     settings = settings_of(ctx)
 
     async def run(hub: Hub) -> T:

@@ -19,16 +19,13 @@ import aiohttp
 from livekit import api
 from livekit.protocol import agent_dispatch, models, room
 
+from hivecall.calls.cloud.wire import AGENT_ID, KIND, WORKER_IDENTITY
 from hivecall.errors import HivecallError, NotFound, Unauthorized
 from hivecall.settings import Settings
 
 log = logging.getLogger(__name__)
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
-# The identity `hivecall worker` signs its claims with (see verify_worker).
-WORKER_IDENTITY = "hivecall-worker"
-KIND = "hivecall.kind"
-AGENT_ID = "hivecall.agent_id"
 
 
 class LiveKitError(HivecallError):
@@ -87,10 +84,6 @@ def missing_settings(settings: Settings) -> list[str]:
         )
         if not value
     ]
-
-
-def room_name(call_id: str) -> str:
-    return f"hivecall-{call_id}"
 
 
 def client_url(settings: Settings) -> str:
@@ -210,9 +203,9 @@ class LiveKit:
         )
         await self._call("create the room", self._client(settings).room.create_room(req))
 
-    async def dispatch(self, settings: Settings, name: str, metadata: dict[str, Any]) -> str:
+    async def dispatch(self, settings: Settings, name: str, metadata: str) -> str:
         req = agent_dispatch.CreateAgentDispatchRequest(
-            agent_name=settings.livekit_agent_name, room=name, metadata=json.dumps(metadata)
+            agent_name=settings.livekit_agent_name, room=name, metadata=metadata
         )
         made = await self._call(
             "dispatch the agent", self._client(settings).agent_dispatch.create_dispatch(req)

@@ -12,9 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -23,15 +21,9 @@ from hivecall.agents.context import ContextCache
 from hivecall.agents.records import AgentRecord, Agents
 from hivecall.auth import WORKER, WORKER_SCOPE, Principal, Tokens
 from hivecall.calls import Calls
+from hivecall.calls.cloud.livekit import JoinToken, LiveKit, Participant, join_token, verify_worker
+from hivecall.calls.cloud.wire import ClaimOut, ClaimOutAgent, ClaimOutCall, JobMeta, room_name
 from hivecall.calls.state import TERMINAL
-from hivecall.cloud.livekit import (
-    JoinToken,
-    LiveKit,
-    Participant,
-    join_token,
-    room_name,
-    verify_worker,
-)
 from hivecall.errors import Conflict, HivecallError, NotFound
 from hivecall.settings import Settings
 from hivecall.store import Store
@@ -61,37 +53,6 @@ def human_name(who: Principal) -> str:
 
 def guest_identity() -> str:
     return f"guest-{secrets.token_hex(4)}"
-
-
-def dispatch_metadata(call: Call, agent: AgentRecord) -> dict[str, Any]:
-    """What the worker learns from LiveKit: which call and which agent. Never a secret."""
-    return {"hivecall": 1, "call_id": call.id, "agent_id": agent.id, "agent_name": agent.name}
-
-
-@dataclass(frozen=True)
-class Claim:
-    """What a worker gets for one job: its token for this call, and who it is."""
-
-    token: str
-    call: Call
-    agent: AgentRecord
-    voice: str
-    instructions: str
-    agents: list[str]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "token": self.token,
-            "call": {"id": self.call.id, "room": room_name(self.call.id)},
-            "agent": {
-                "id": self.agent.id,
-                "name": self.agent.name,
-                "voice": self.voice,
-                "instructions": self.instructions,
-                "greeting": greeting(self.agent.name),
-            },
-            "agents": self.agents,
-        }
 
 
 class CloudCalls:
@@ -167,7 +128,7 @@ class CloudCalls:
             raise Conflict(f"{agent.name} is already in this call", code="agent_in_call") from e
         try:
             dispatch_id = await self.livekit.dispatch(
-                settings, room_name(call.id), dispatch_metadata(call, agent)
+                settings, room_name(call.id), JobMeta(call.id, agent.id, agent.name).encode()
             )
         except HivecallError:
             await self._forget_agent(call.id, agent.id)
@@ -201,7 +162,7 @@ class CloudCalls:
 
     async def claim(
         self, settings: Settings, *, jwt: str, call_id: str, agent_id: str, job_id: str
-    ) -> Claim:
+    ) -> ClaimOut:
         """A worker took the job for (call, agent): give it a token for this call only."""
         verify_worker(settings, jwt)
         async with self._store.session() as s:
@@ -230,7 +191,18 @@ class CloudCalls:
         await self._calls.advance(call, "connecting")
         log.info("worker claimed a cloud call", extra={"call_id": call_id, "job_id": job_id})
         ctx = await self._contexts.get(agent)
-        return Claim(value, call, agent, row.voice, group_instructions(ctx, others), in_call)
+        return ClaimOut(
+            token=value,
+            call=ClaimOutCall(id=call.id, room=room_name(call.id)),
+            agent=ClaimOutAgent(
+                id=agent.id,
+                name=agent.name,
+                voice=row.voice,
+                instructions=group_instructions(ctx, others),
+                greeting=greeting(agent.name),
+            ),
+            agents=in_call,
+        )
 
     async def participants(self, settings: Settings, call: Call) -> list[Participant]:
         return await self.livekit.participants(settings, room_name(call.id))
