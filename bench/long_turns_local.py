@@ -30,6 +30,7 @@ from typing import Any
 
 from harness import BenchError, Options, Result, machine, table
 from hivecall.agents.records import AgentCreate
+from hivecall.calls.local import Tuning
 from hivecall.calls.records import CallLineIn
 from hivecall.hub import Hub
 from hivecall.settings import Settings
@@ -38,7 +39,6 @@ from hivecall.speech.vad import FRAME_BYTES
 from hivecall.turns.handle import TurnHandle
 from hivecall.turns.request import TurnRequest
 from hivecall.voice.local.conversation import LocalConversation
-from hivecall.voice.local.service import Tuning
 from hivecall.voice.local.track import SpeechTrack
 from local_speech import REQUESTS, Drain, feed_realtime, speech_end, spoken
 

@@ -49,11 +49,6 @@ ROOT = ("hivecall.app", "hivecall.hub", "hivecall.cli", "hivecall.__main__", "hi
 # Edges that break the rules today, each with why and what empties it. Remove an entry once its
 # edge is gone (test_allowed_edges_still_exist says when); never add one to get a test green.
 ALLOWED: dict[tuple[str, str], str] = {
-    # LocalCalls (the hub's registry of local calls: capacity, offers, Tuning, MAX_OFFER_BYTES)
-    # is hub-side (hub.py composes it), but lives in the voice/local/ front door. Empty this by
-    # moving voice/local/service.py's hub half into the core (or letting LocalCalls.answer take
-    # the settings and own the offer limit).
-    ("hivecall.web.calls_api", "hivecall.voice.local.service"): "LocalCalls lives in voice/local",
     # The hivemind runtime's protocol client is core (it asks a remote hub; the listener never
     # uses it), but it and the wire/crypto/binary/encodings modules it needs live in hivemind/,
     # which is being split: move them together (e.g. runtimes/hivemind_client.py plus a

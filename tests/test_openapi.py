@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from hivecall.openapi import OPERATIONS, Undocumented, api_routes, document
-from hivecall.web.api import PhoneRequest
+from hivecall.web.api import VoiceToolCall
 
 JSON = {"content-type": "application/json"}
 
@@ -50,10 +50,10 @@ async def test_bodies_are_the_routes_own_models(doc: dict[str, Any]) -> None:
     body = doc["paths"]["/api/phone"]["post"]["requestBody"]
     assert body["required"] is True
     assert body["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/PhoneRequest"
+        "$ref": "#/components/schemas/VoiceToolCall"
     }
-    own = PhoneRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-    assert doc["components"]["schemas"]["PhoneRequest"] == own
+    own = VoiceToolCall.model_json_schema(ref_template="#/components/schemas/{model}")
+    assert doc["components"]["schemas"]["VoiceToolCall"] == own
     # Bodies are JSON (read_json refuses anything else) except the SDP offer.
     media = {
         (m, p): list(op["requestBody"]["content"])

@@ -31,7 +31,7 @@ SESSION_COOKIE = "hivecall_session"
 SESSION = "session"  # a browser signed in with the owner token
 ALL_SCOPES = ("*",)
 # A cloud call's worker: its token's subject is the call, and it may only relay turns into that
-# call and report its phases and lines (cloud/rooms.py).
+# call and report its phases and lines (calls/cloud/rooms.py).
 WORKER = "worker"
 WORKER_SCOPE = "call:worker"
 SESSION_TTL = timedelta(days=30)

@@ -36,7 +36,7 @@ from hivecall.compat.ollama import NDJSON, ChatBody, GenerateBody, ShowBody
 from hivecall.compat.openai import ChatCompletionRequest
 from hivecall.http_api import JSON_TYPE
 from hivecall.preferences import SettingsPatch
-from hivecall.web.api import AgentRuntimeRequest, PhoneRequest
+from hivecall.web.api import AgentRuntimeRequest, VoiceToolCall
 from hivecall.web.calls_api import CallEnd, CallStart, KeyTest
 from hivecall.web.cloud_api import AgentIn, JoinIn
 from hivecall.web.pairing_api import Claim
@@ -197,7 +197,7 @@ OPERATIONS: dict[Key, Op] = {
             ("POST", "/api/phone"): Op(
                 "One voice turn; a turn still running after voice_ack_s answers `running`",
                 "`{ok, text, turn_id, session_id, status, error?}`",
-                body=PhoneRequest,
+                body=VoiceToolCall,
                 scopes=("turns:write", "calls", "call:worker"),
                 example={"agent_id": "echo", "message": "hello"},
             ),

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from hivecall.voice.local.service import MAX_OFFER_BYTES
+from hivecall.calls.local import MAX_OFFER_BYTES
 
 SDP = {"content-type": "application/sdp"}
 CHUNK = 16 * 1024

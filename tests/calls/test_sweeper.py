@@ -18,11 +18,11 @@ from starlette.applications import Starlette
 from hivecall.agents.records import AgentCreate
 from hivecall.auth import Principal
 from hivecall.calls.cloud.wire import room_name
+from hivecall.calls.local import Tuning
 from hivecall.errors import Conflict
 from hivecall.hub import Hub
 from hivecall.settings import Settings
 from hivecall.store.models import Call
-from hivecall.voice.local.service import Tuning
 from tests.conftest import OWNER
 from tests.keys import FAKE_OPENAI_KEY, LIVEKIT_API_KEY, LIVEKIT_API_SECRET
 from tests.livekit_standin.server import LiveKitStandin

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from starlette.applications import Starlette
 
+from hivecall.calls.local import ACK_AFTER_S, Tuning
 from hivecall.calls.records import CallLineIn
 from hivecall.hub import Hub
 from hivecall.settings import Settings
@@ -30,7 +31,6 @@ from hivecall.speech.tts import resample
 from hivecall.turns.handle import TurnHandle
 from hivecall.turns.request import TurnRequest
 from hivecall.voice.local.conversation import LocalConversation
-from hivecall.voice.local.service import ACK_AFTER_S, Tuning
 from hivecall.voice.local.track import SpeechTrack
 from tests.conftest import OWNER, script
 from tests.local.speech import overlap, phrases, said, silence, words

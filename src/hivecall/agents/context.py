@@ -64,7 +64,7 @@ class AgentContext:
     memory: list[MemoryFile] = field(default_factory=list)
     recent: list[RecentTurn] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
+    def public(self) -> dict[str, Any]:
         return asdict(self)
 
 

@@ -20,7 +20,7 @@ class Mode:
     code: str = ""
     status: int = 400
 
-    def as_dict(self) -> dict[str, Any]:
+    def public(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mode": self.name, "available": self.available}
         if not self.available:
             out["reason"] = self.reason

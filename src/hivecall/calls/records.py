@@ -42,7 +42,7 @@ class CallView:
     call: Call
     agent: dict[str, Any]
 
-    def as_dict(self) -> dict[str, Any]:
+    def public(self) -> dict[str, Any]:
         c = self.call
         return {
             "id": c.id,

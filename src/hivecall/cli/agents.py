@@ -211,7 +211,7 @@ def agents_show(
         context = await gather(record, await hub.bridge.recent(record.id))
         return (
             hub.bridge.view(record),
-            context.as_dict(),
+            context.public(),
             render_context(context),
         )
 

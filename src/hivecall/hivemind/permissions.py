@@ -3,7 +3,7 @@
 A client may inject a bus message only if its type is in `allowed_types`; bus messages whose
 type is in `message_blacklist` are never sent to it. `broadcast` needs admin and
 `can_broadcast`; `propagate` needs `can_propagate`; `escalate` needs `can_escalate`, and the bus
-message a routed one carries must be one the client may inject (server.py `_on_route`). Skill and
+message a routed one carries must be one the client may inject (dispatch.py). Skill and
 intent blacklists travel with each injected message's session (for agents that honour them).
 """
 

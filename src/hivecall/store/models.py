@@ -110,7 +110,7 @@ class Turn(Base):
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     duration_ms: Mapped[float | None] = mapped_column(Float, default=None)
-    # What the agent said it was doing, newest last: [{at, text}], bounded (turn_handle.py).
+    # What the agent said it was doing, newest last: [{at, text}], bounded (turns/handle.py).
     progress: Mapped[list[dict[str, str]] | None] = mapped_column(JSON, default=None)
 
     __table_args__ = (

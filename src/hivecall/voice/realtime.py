@@ -34,7 +34,7 @@ class ClientSecret:
     voice: str
     webrtc_url: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def public(self) -> dict[str, Any]:
         return {
             "client_secret": self.value,
             "expires_at": self.expires_at,

@@ -24,7 +24,7 @@ from hivecall.turns.view import turn_view
 from hivecall.web.turns_api import visible_turn
 
 
-class PhoneRequest(BaseModel):
+class VoiceToolCall(BaseModel):
     model_config = ConfigDict(extra="forbid")
     agent_id: str = Field(min_length=1, max_length=64)
     message: str
@@ -100,14 +100,16 @@ async def agents_context(request: Request) -> Response:
     hub = hub_of(request)
     agent = await hub.agents.get(request.path_params["ref"])
     context = await gather(agent, await hub.bridge.recent(agent.id))
-    return ok({"context": context.as_dict()})
+    return ok({"context": context.public()})
 
 
 # -- the bridge ------------------------------------------------------------------------------
 
 
-async def phone(request: Request) -> Response:
-    """One voice turn: `{agent_id, message}` in, speakable `{ok, text, turn_id}` out.
+async def voice_tool_relay(request: Request) -> Response:
+    """The voice tool relay (`POST /api/phone`, a path kept for the clients that use it; the
+    name has nothing to do with paired phones): one voice turn, `{agent_id, message}` in,
+    speakable `{ok, text, turn_id}` out.
 
     A runtime failure is still a spoken answer (`ok: false` with an error code), so a voice
     front door always has something to say. A turn still running after `voice_ack_s` answers
@@ -116,7 +118,7 @@ async def phone(request: Request) -> Response:
     """
     who = await authed(request, "turns:write", "calls", WORKER_SCOPE)
     hub = hub_of(request)
-    body = await read_json(request, PhoneRequest)
+    body = await read_json(request, VoiceToolCall)
     session_id = body.session_id
     call = None
     if body.call_id:
@@ -218,7 +220,7 @@ routes = [
     Route("/api/agents/{ref}", agents_update, methods=["PATCH"]),
     Route("/api/agents/{ref}", agents_delete, methods=["DELETE"]),
     Route("/api/agents/{ref}/context", agents_context, methods=["GET"]),
-    Route("/api/phone", phone, methods=["POST"]),
+    Route("/api/phone", voice_tool_relay, methods=["POST"]),
     Route("/api/chat/agent-runtime", agent_runtime, methods=["POST"]),
     Route("/api/turns", turns_list, methods=["GET"]),
     Route("/api/turns/{turn_id}", turns_show, methods=["GET"]),

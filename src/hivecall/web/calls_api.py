@@ -26,6 +26,7 @@ from hivecall.calls.events import (
     PhaseEvent,
     SpeakerOnlyEvent,
 )
+from hivecall.calls.local import MAX_OFFER_BYTES, Tuning
 from hivecall.calls.modes import all_modes, resolve
 from hivecall.calls.records import line_view
 from hivecall.calls.state import FROM, reached
@@ -37,7 +38,6 @@ from hivecall.settings import Settings, describe
 from hivecall.store.models import Call
 from hivecall.turns.view import turn_view
 from hivecall.voice.instructions import greeting, instructions
-from hivecall.voice.local.service import MAX_OFFER_BYTES, Tuning
 from hivecall.voice.tool import realtime_tools
 
 
@@ -62,7 +62,7 @@ class KeyTest(BaseModel):
 
 async def view_of(hub: Hub, call: Call) -> dict[str, Any]:
     agent = await hub.agents.get(call.agent_id)
-    return CallView(call, hub.bridge.view(agent)).as_dict()
+    return CallView(call, hub.bridge.view(agent)).public()
 
 
 async def modes(request: Request) -> Response:
@@ -72,7 +72,7 @@ async def modes(request: Request) -> Response:
     return ok(
         {
             "default": default.name,
-            "modes": [m.as_dict() for m in all_modes(settings)],
+            "modes": [m.public() for m in all_modes(settings)],
             "connect_timeout_s": settings.call_connect_timeout,
         }
     )
@@ -110,8 +110,8 @@ async def start(request: Request) -> Response:
         await hub.calls.advance(await recording, "failed", error=error)
         raise
     call = await recording
-    out = CallView(call, hub.bridge.view(agent)).as_dict()
-    out["realtime"] = secret.as_dict() | {
+    out = CallView(call, hub.bridge.view(agent)).public()
+    out["realtime"] = secret.public() | {
         "tools": realtime_tools(),
         "greeting": greeting(agent.name),
     }
@@ -129,7 +129,7 @@ async def _start_local(hub: Hub, who: Principal, agent: AgentRecord) -> dict[str
     hub.local.check_capacity(hub.settings.local_max_calls)
     hub.local.warm()
     call = await hub.calls.create(agent_id=agent.id, mode="local", who=who)
-    out = CallView(call, hub.bridge.view(agent)).as_dict()
+    out = CallView(call, hub.bridge.view(agent)).public()
     out["local"] = {"offer_url": f"/api/calls/{call.id}/local/offer"}
     return out
 
@@ -143,8 +143,8 @@ async def _start_cloud(hub: Hub, who: Principal, agent: AgentRecord) -> dict[str
     except HivecallError as e:
         await hub.calls.advance(call, "failed", error=(e.code, e.message))
         raise
-    out = CallView(call, hub.bridge.view(agent)).as_dict()
-    out["livekit"] = token.as_dict()
+    out = CallView(call, hub.bridge.view(agent)).public()
+    out["livekit"] = token.public()
     return out
 
 
@@ -201,7 +201,7 @@ async def history(request: Request) -> Response:
     agent_id = (await hub.agents.get(q["agent"])).id if q.get("agent") else None
     calls = await hub.calls.history(who=who, agent_id=agent_id, limit=limit)
     agents = {a.id: hub.bridge.view(a) for a in await hub.agents.list()}
-    return ok({"calls": [CallView(c, agents[c.agent_id]).as_dict() for c in calls]})
+    return ok({"calls": [CallView(c, agents[c.agent_id]).public() for c in calls]})
 
 
 async def show(request: Request) -> Response:

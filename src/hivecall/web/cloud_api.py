@@ -47,14 +47,14 @@ async def rejoin(request: Request) -> Response:
     token = await hub.cloud.join(
         hub.settings, call, identity=human_identity(who), name=human_name(who)
     )
-    return ok({"livekit": token.as_dict()})
+    return ok({"livekit": token.public()})
 
 
 async def participants(request: Request) -> Response:
     call = await _cloud_call(request)
     hub = hub_of(request)
     people = await hub.cloud.participants(hub.settings, call)
-    return ok({"participants": [p.as_dict() for p in people]})
+    return ok({"participants": [p.public() for p in people]})
 
 
 async def remove_participant(request: Request) -> Response:
@@ -86,19 +86,19 @@ async def create_invite(request: Request) -> Response:
     hub.cloud.check_open(call)
     body = await read_json(request, InviteIn)
     invite = await hub.invites.create(call.id, body, public_url=phone_url(hub.settings))
-    return ok({"invite": invite.as_dict()}, 201)
+    return ok({"invite": invite.public()}, 201)
 
 
 async def list_invites(request: Request) -> Response:
     call = await _cloud_call(request)
     invites = await hub_of(request).invites.of_call(call.id)
-    return ok({"invites": [i.as_dict() for i in invites]})
+    return ok({"invites": [i.public() for i in invites]})
 
 
 async def revoke_invite(request: Request) -> Response:
     call = await _cloud_call(request)
     invite = await hub_of(request).invites.revoke(call.id, request.path_params["invite_id"])
-    return ok({"invite": invite.as_dict()})
+    return ok({"invite": invite.public()})
 
 
 async def join(request: Request) -> Response:
@@ -112,7 +112,7 @@ async def join(request: Request) -> Response:
     name = device_name(body.name) or "Guest"
     token = await hub.cloud.join(hub.settings, call, identity=guest_identity(), name=name)
     agent = await hub.agents.get(call.agent_id)
-    return ok({"call": {"id": call.id, "agent": {"name": agent.name}}, "livekit": token.as_dict()})
+    return ok({"call": {"id": call.id, "agent": {"name": agent.name}}, "livekit": token.public()})
 
 
 async def join_page(request: Request) -> Response:
@@ -133,7 +133,7 @@ async def claim(request: Request) -> Response:
     got = await hub.cloud.claim(
         hub.settings, jwt=jwt, call_id=body.call_id, agent_id=body.agent_id, job_id=body.job_id
     )
-    return ok(got.as_dict())
+    return ok(got.public())
 
 
 routes = [

@@ -54,7 +54,7 @@ async def pairing_claim(request: Request) -> Response:
     """The phone trades a code for its device token (shown once). No token needed."""
     hub = hub_of(request)
     body = await read_json(request, Claim)
-    # The connection's peer: X-Forwarded-For counts only from trusted_proxies (cli.py serve).
+    # The connection's peer: X-Forwarded-For counts only from trusted_proxies (serving.py).
     source = client_address(request)
     token, device = await hub.pairing.claim(body.code, body.device_name, source=source)
     log.info("device paired", extra={"device_id": device.id})

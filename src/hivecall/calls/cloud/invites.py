@@ -43,7 +43,7 @@ class Invite:
     url: str = ""
     code: str = ""  # only when just made: it is never stored
 
-    def as_dict(self) -> dict[str, Any]:
+    def public(self) -> dict[str, Any]:
         r = self.row
         out: dict[str, Any] = {
             "id": r.id,

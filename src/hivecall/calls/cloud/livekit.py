@@ -41,7 +41,7 @@ class JoinToken:
     identity: str
     expires_at: datetime
 
-    def as_dict(self) -> dict[str, str]:
+    def public(self) -> dict[str, str]:
         return {
             "url": self.url,
             "room": self.room,
@@ -60,7 +60,7 @@ class Participant:
     state: str
     joined_at: datetime | None
 
-    def as_dict(self) -> dict[str, Any]:
+    def public(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "identity": self.identity,
             "name": self.name,

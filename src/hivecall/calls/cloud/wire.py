@@ -102,5 +102,5 @@ class ClaimOut(BaseModel):
     agent: ClaimOutAgent
     agents: list[str] = Field(default_factory=list)  # the call's agents, in dispatch order
 
-    def as_dict(self) -> dict[str, Any]:
+    def public(self) -> dict[str, Any]:
         return self.model_dump()

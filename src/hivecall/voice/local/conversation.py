@@ -28,6 +28,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from hivecall.calls.local import Tuning
 from hivecall.calls.records import CallLineIn
 from hivecall.speakable import speakable
 from hivecall.speech import workers
@@ -36,7 +37,6 @@ from hivecall.speech.stt import pcm16_to_float
 from hivecall.speech.vad import FRAME_BYTES, Endpointer
 from hivecall.turns.handle import TurnHandle
 from hivecall.voice.local.commands import command
-from hivecall.voice.local.service import Tuning
 from hivecall.voice.local.track import SpeechTrack
 
 log = logging.getLogger(__name__)

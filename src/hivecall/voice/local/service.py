@@ -9,15 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hivecall.agents.records import Agents
 from hivecall.bridge import Bridge
 from hivecall.calls import TERMINAL, Calls
+from hivecall.calls.local import Tuning
 from hivecall.calls.records import CallLineIn
 from hivecall.errors import Conflict, TooManyRequests
-from hivecall.settings import Settings
 from hivecall.speech import models
 from hivecall.store.models import Call
 from hivecall.turns.handle import TurnHandle
@@ -29,37 +28,6 @@ if TYPE_CHECKING:
     from hivecall.voice.local.track import SpeechTrack
 
 log = logging.getLogger(__name__)
-
-MAX_OFFER_BYTES = 64 * 1024
-
-
-# A local call acknowledges a request still running after this long (or HIVECALL_VOICE_ACK_S,
-# if shorter): the hub's own voice costs nothing, and after the 0.5 s of silence that ends an
-# utterance it keeps the first word heard within about 1.2 s. A turn done by then is just
-# answered.
-ACK_AFTER_S = 0.5
-
-
-@dataclass(frozen=True)
-class Tuning:
-    """How utterances are cut (see vad.Endpointer): the silence that ends one, the shorter
-    pause at which transcription starts on a guess, and the least speech that counts; and how
-    long work is narrated: the wait before a running request is acknowledged and the least gap
-    between two spoken progress lines."""
-
-    silence_ms: int = 500
-    pause_ms: int = 200
-    min_speech_ms: int = 200
-    ack_s: float = ACK_AFTER_S
-    progress_s: float = 20.0
-
-    @classmethod
-    def of(cls, settings: Settings) -> Tuning:
-        return cls(
-            silence_ms=settings.local_silence_ms,
-            ack_s=min(settings.voice_ack_s, ACK_AFTER_S),
-            progress_s=settings.voice_progress_s,
-        )
 
 
 class LocalCalls:
