@@ -162,8 +162,7 @@ async def test_a_dropped_network_reconnects_and_a_lost_one_fails_as_media_lost(
 ) -> None:
     add_coder(live_hub, workspace)
     await page.add_init_script(WATCH_PEERS)
-    told: list[dict[str, Any]] = []  # what the page posts about its network: nothing, the
-    # hub of a local call sees the drop itself (a gap in the caller's audio)
+    told: list[dict[str, Any]] = []  # what the page posts about its network
     page.on("request", lambda r: told.extend(network_events(r)))
     await open_dashboard(page, live_hub)
     await page.click("button.call[data-agent='coder']")
@@ -189,7 +188,7 @@ async def test_a_dropped_network_reconnects_and_a_lost_one_fails_as_media_lost(
         "disconnected",
         "connected",
     ]
-    assert told == []
+    assert told == [{"type": "network", "state": "lost"}, {"type": "network", "state": "recovered"}]
 
     # It goes away for good: after the connect timeout the call fails as media_lost.
     await blackhole(live_hub, call["id"], on=True)
@@ -199,7 +198,7 @@ async def test_a_dropped_network_reconnects_and_a_lost_one_fails_as_media_lost(
     waited = time.monotonic() - began
     print(f"failed {waited:.1f} s after reconnecting began")
     assert TIMEOUT_S - 1 <= waited <= TIMEOUT_S + 3, waited
-    assert told == []
+    assert told[2:] == [{"type": "network", "state": "lost"}]
     assert await page.get_attribute("#call-error", "data-code") == "media_lost"
     assert "dropped and did not come back" in (await page.text_content("#call-error") or "")
     assert await page.is_visible("#call-retry")
@@ -210,7 +209,7 @@ async def test_a_dropped_network_reconnects_and_a_lost_one_fails_as_media_lost(
     detail = httpx.get(f"{live_hub.url}/api/calls/{call['id']}", headers=live_hub.headers).json()
     phases = [ln["text"] for ln in detail["lines"] if ln["kind"] == "phase"]
     print("phases:", phases)
-    # Once each: the page no longer repeats what the hub records.
+    # Once each, though the page and the hub may both have seen the drop.
     assert phases == [
         "connecting",
         "talking",

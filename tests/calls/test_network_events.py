@@ -82,6 +82,25 @@ async def test_the_page_reports_a_drop_and_its_recovery_without_a_phase_change(
     assert view["call"]["error"] is None
 
 
+async def test_a_drop_seen_twice_is_said_once(app: Starlette, client: httpx.AsyncClient) -> None:
+    # A local call's page and its hub may both see one drop (each sees one direction).
+    call = await start(client, "byok")
+    await report(client, call, {"type": "phase", "phase": "talking"})
+    await report(client, call, {"type": "network", "state": "lost"})
+    assert hub_of(app).calls.network_line(call["id"], "lost") is None  # the hub saw it too
+    await report(client, call, {"type": "network", "state": "lost"})
+    await report(client, call, {"type": "network", "state": "recovered"})
+    assert hub_of(app).calls.network_line(call["id"], "recovered") is None
+    await report(client, call, {"type": "network", "state": "recovered"})
+    await report(client, call, {"type": "network", "state": "lost"})  # a second drop
+    assert phases(await shown(client, call)) == [
+        "talking",
+        "network lost",
+        "network recovered",
+        "network lost",
+    ]
+
+
 async def test_a_drop_that_does_not_recover_fails_the_call_media_lost(
     client: httpx.AsyncClient,
 ) -> None:

@@ -115,6 +115,20 @@ def visible_to(call: Call, who: Principal) -> bool:
 class Calls:
     def __init__(self, *, store: Store) -> None:
         self._store = store
+        # Calls whose network is down now: a local call's page and its hub each see a drop (each
+        # sees one direction), and the timeline says it once.
+        self._offline: set[str] = set()
+
+    def network_line(self, call_id: str, state: str) -> CallLineIn | None:
+        """The `network lost` / `network recovered` line when `state` changes the call's
+        network, else None (the other side already said so)."""
+        if (state == "lost") == (call_id in self._offline):
+            return None
+        if state == "lost":
+            self._offline.add(call_id)
+        else:
+            self._offline.discard(call_id)
+        return CallLineIn(kind="phase", text=f"network {state}")
 
     async def create(
         self,
@@ -176,6 +190,8 @@ class Calls:
         fresh = await self.get(call.id)
         if changed:
             await self.add_lines(fresh, [CallLineIn(kind="phase", text=phase)])
+            if phase in TERMINAL:
+                self._offline.discard(call.id)
         elif not reached(fresh.state, phase):
             raise Conflict(f"the call has already {fresh.state}", code="call_finished")
         return fresh

@@ -244,7 +244,8 @@ async def events(request: Request) -> Response:
         elif isinstance(ev, SpeakerOnlyEvent):
             await hub.calls.mark_speaker_only(call)
         elif isinstance(ev, NetworkEvent):
-            pending.append(CallLineIn(kind="phase", text=f"network {ev.state}"))
+            if line := hub.calls.network_line(call.id, ev.state):
+                pending.append(line)
         else:
             pending.append(CallLineIn(kind="error", text=f"{ev.code}: {ev.message}".strip()))
     await hub.calls.add_lines(call, pending)

@@ -95,7 +95,8 @@ class LocalCalls:
                 await self._calls.advance(await self._calls.get(call_id), name, error=error)
 
         async def network(state: str) -> None:
-            await self._record(call_id, [CallLineIn(kind="phase", text=f"network {state}")])
+            if line := self._calls.network_line(call_id, state):
+                await self._record(call_id, [line])
 
         peer = LocalPeer(conversation=conversation, phase=phase, network=network)
         peer.on_closed = lambda: self._forget(call_id, peer)

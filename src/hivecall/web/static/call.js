@@ -218,7 +218,7 @@ export class Call extends EventTarget {
     if (this.phase !== "reconnecting") return;
     clearTimeout(this.lostTimer);
     this.phase = this.phaseBeforeLoss;
-    this.report({ type: "network", state: "recovered" });
+    this.notifyHub({ type: "network", state: "recovered" });
     this.changed();
   }
 
@@ -227,7 +227,7 @@ export class Call extends EventTarget {
     if (!this.mediaUp || this.phase === "reconnecting") return;
     this.phaseBeforeLoss = this.phase;
     this.phase = "reconnecting";
-    this.report({ type: "network", state: "lost" });
+    this.notifyHub({ type: "network", state: "lost" });
     this.changed();
     this.lostTimer = setTimeout(() => this.fail(MEDIA_LOST), this.connectTimeoutMs);
   }
@@ -579,12 +579,14 @@ export class Call extends EventTarget {
   }
 
   // Reports go out one after another, in order; a lost report never breaks the call. Local
-  // and cloud calls are recorded by the hub (or the worker): they report nothing themselves
-  // (a local call's hub sees the network drop too, as a gap in the caller's audio).
+  // and cloud calls are recorded by the hub (or the worker): they report nothing themselves.
   report(event) {
     if (!this.hubRecords) this.notifyHub(event);
   }
 
+  // What only this page can know (its side of the network) goes to the hub on every call: a
+  // local call's hub sees a drop too, but only the direction towards it (the hub says each
+  // change once, whoever saw it first).
   notifyHub(event) {
     if (!this.record) return;
     const id = this.record.id;
