@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.hivemind.peer import Peer  # noqa: E402
 
-from hivecall.hivemind.wire import bus  # noqa: E402
+from hivecall.hivemind_protocol.wire import bus  # noqa: E402
 
 NAME = "hivemind"
 BENCH = Path(__file__).resolve().parent
@@ -258,7 +258,7 @@ async def measure(server: Server, quick: bool) -> dict[str, float]:
 def pbkdf2_ms() -> float:
     """The client's own key derivation (PBKDF2-SHA256, 100,000 rounds, which v1 fixes): a
     floor under every v1 handshake, whichever the server."""
-    from hivecall.hivemind.crypto import derive_key, new_iv
+    from hivecall.hivemind_protocol.crypto import derive_key, new_iv
 
     times = []
     for _ in range(5):

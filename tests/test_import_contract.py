@@ -48,13 +48,7 @@ ROOT = ("hivecall.app", "hivecall.hub", "hivecall.cli", "hivecall.__main__", "hi
 
 # Edges that break the rules today, each with why and what empties it. Remove an entry once its
 # edge is gone (test_allowed_edges_still_exist says when); never add one to get a test green.
-ALLOWED: dict[tuple[str, str], str] = {
-    # The hivemind runtime's protocol client is core (it asks a remote hub; the listener never
-    # uses it), but it and the wire/crypto/binary/encodings modules it needs live in hivemind/,
-    # which is being split: move them together (e.g. runtimes/hivemind_client.py plus a
-    # hivemind protocol package both sides import), then drop this entry.
-    ("hivecall.runtimes.hivemind", "hivecall.hivemind.client"): "protocol client in hivemind/",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

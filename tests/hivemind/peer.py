@@ -19,10 +19,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from websockets.asyncio.client import ClientConnection, connect
 
-from hivecall.hivemind import binary, noise
-from hivecall.hivemind.crypto import Sealer, derive_key, envelope, envelope_iv, new_iv
-from hivecall.hivemind.encodings import Encoding
-from hivecall.hivemind.wire import HiveMessage, MsgType, bus, parse
+from hivecall.hivemind_protocol import binary, noise
+from hivecall.hivemind_protocol.crypto import Sealer, derive_key, envelope, envelope_iv, new_iv
+from hivecall.hivemind_protocol.encodings import Encoding
+from hivecall.hivemind_protocol.wire import HiveMessage, MsgType, bus, parse
 
 psk_of = functools.lru_cache(maxsize=64)(noise.derive_psk)  # argon2id: once per password
 
@@ -100,7 +100,7 @@ class Peer:
         while "envelope" not in reply.payload:  # a resent offer
             reply = await self.recv_plain()
         self.encoding = Encoding(reply.payload["encoding"])
-        from hivecall.hivemind.crypto import Cipher
+        from hivecall.hivemind_protocol.crypto import Cipher
 
         cipher = Cipher(reply.payload["cipher"])
         key = derive_key(self.password, iv, envelope_iv(reply.payload["envelope"]))

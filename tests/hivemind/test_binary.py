@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hivecall.hivemind import binary
-from hivecall.hivemind.binary import BinType, Frame
-from hivecall.hivemind.wire import MsgType, WireError
+from hivecall.hivemind_protocol import binary
+from hivecall.hivemind_protocol.binary import BinType, Frame
+from hivecall.hivemind_protocol.wire import MsgType, WireError
 
 LIMIT = 1 << 20
 json_values = st.recursive(

@@ -16,8 +16,8 @@ import pytest
 
 from hivecall.agents.records import AgentCreate
 from hivecall.app import create_app
-from hivecall.hivemind.client import HiveMindError, HiveMindSolver, Identity
-from hivecall.hivemind.guard import V1_OFF
+from hivecall.hivemind_protocol.client import HiveMindError, HiveMindSolver, Identity
+from hivecall.hivemind_protocol.wire import V1_OFF
 from hivecall.hub import Hub
 from hivecall.settings import Settings
 from hivecall.turns.handle import TurnResult

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hivecall.hivemind.crypto import (
+from hivecall.hivemind_protocol.crypto import (
     TAG_BYTES,
     Cipher,
     CryptoError,
@@ -20,7 +20,7 @@ from hivecall.hivemind.crypto import (
     new_iv,
     verify_envelope,
 )
-from hivecall.hivemind.encodings import ENCODERS, Encoding
+from hivecall.hivemind_protocol.encodings import ENCODERS, Encoding
 
 KEY = bytes(range(32))
 
@@ -66,7 +66,7 @@ def test_json_round_trip_and_tagless_form(cipher: Cipher, encoding: Encoding) ->
     assert s.open_json(frame, encoding)[1] == b'{"a": 1}'
     # WebCrypto form: no tag field, the tag at the end of the ciphertext.
     dec = {k: v for k, v in frame.items()}
-    from hivecall.hivemind.encodings import DECODERS
+    from hivecall.hivemind_protocol.encodings import DECODERS
 
     ct = DECODERS[encoding](dec.pop("ciphertext")) + DECODERS[encoding](dec.pop("tag"))
     dec["ciphertext"] = ENCODERS[encoding](ct)

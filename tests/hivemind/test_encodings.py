@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hivecall.hivemind.encodings import DECODERS, ENCODERS, Encoding
+from hivecall.hivemind_protocol.encodings import DECODERS, ENCODERS, Encoding
 
 # Written by upstream's z85base91 0.0.5 (its C library; its Python agrees).
 UPSTREAM = {

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 
-from hivecall.hivemind.crypto import envelope, new_iv
 from hivecall.hivemind.guard import Failures
-from hivecall.hivemind.wire import HiveMessage, MsgType, bus
+from hivecall.hivemind_protocol.crypto import envelope, new_iv
+from hivecall.hivemind_protocol.wire import HiveMessage, MsgType, bus
 from tests.hivemind.conftest import Cred, Hive
 from tests.hivemind.peer import Peer
 

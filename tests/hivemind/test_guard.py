@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from hivecall.hivemind import guard
-from hivecall.hivemind.crypto import envelope, new_iv
 from hivecall.hivemind.guard import Envelopes, Failures
-from hivecall.hivemind.wire import MsgType
+from hivecall.hivemind_protocol.crypto import envelope, new_iv
+from hivecall.hivemind_protocol.wire import TOO_MANY, MsgType
 from tests.hivemind.conftest import Cred, Hive
 from tests.hivemind.peer import Peer
 
@@ -115,7 +115,7 @@ async def test_failed_handshakes_lock_the_key_out_without_deriving(
     await settled(hive)
     # now even the right password is closed at once, before the offer: nothing derived
     peer = await Peer.connect(hive.port, cred.key, cred.password)
-    assert await peer.closed() == guard.TOO_MANY
+    assert await peer.closed() == TOO_MANY
     assert derivations == []
     # another client (another key) from the same address is not locked out
     other = await hive.add("other")
@@ -159,7 +159,7 @@ async def test_unknown_keys_lock_the_address_out(hive: Hive) -> None:
         assert await stranger.closed() == (1008, "invalid authorization")
     await settled(hive)
     peer = await Peer.connect(hive.port, cred.key, cred.password)
-    assert await peer.closed() == guard.TOO_MANY
+    assert await peer.closed() == TOO_MANY
     clock.now += guard.FAILURE_WINDOW
     peer = await Peer.connect(hive.port, cred.key, cred.password)
     await peer.handshake()

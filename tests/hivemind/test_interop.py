@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from hivecall.hivemind.connection import Phase
-from hivecall.hivemind.guard import V1_OFF
+from hivecall.hivemind_protocol.wire import V1_OFF
 from tests.hivemind.conftest import Cred, Hive, MakeHive
 
 ROOT = Path(__file__).resolve().parents[2]

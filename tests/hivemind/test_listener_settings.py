@@ -13,9 +13,8 @@ from websockets.exceptions import InvalidStatus
 
 from hivecall.errors import ConfigError
 from hivecall.hivemind.config import check
-from hivecall.hivemind.crypto import envelope, new_iv
-from hivecall.hivemind.guard import V1_OFF
-from hivecall.hivemind.wire import MsgType
+from hivecall.hivemind_protocol.crypto import envelope, new_iv
+from hivecall.hivemind_protocol.wire import V1_OFF, MsgType
 from hivecall.settings import Settings
 from tests.hivemind.conftest import Hive, MakeHive
 from tests.hivemind.peer import Peer, url

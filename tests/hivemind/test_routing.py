@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hivecall.hivemind.wire import HiveMessage, MsgType, bus
+from hivecall.hivemind_protocol.wire import HiveMessage, MsgType, bus
 from tests.hivemind.conftest import Cred, Hive
 from tests.hivemind.peer import Peer
 from tests.hivemind.test_server import established

@@ -9,8 +9,8 @@ import os
 import pytest
 
 from hivecall.hivemind.connection import Phase
-from hivecall.hivemind.crypto import envelope, new_iv
-from hivecall.hivemind.wire import HiveMessage, MsgType, bus
+from hivecall.hivemind_protocol.crypto import envelope, new_iv
+from hivecall.hivemind_protocol.wire import HiveMessage, MsgType, bus
 from tests.hivemind.conftest import Hive
 from tests.hivemind.peer import Peer
 

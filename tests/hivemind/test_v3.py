@@ -16,10 +16,10 @@ from websockets.exceptions import ConnectionClosed
 
 from hivecall.hivemind import noise
 from hivecall.hivemind.connection import Phase
-from hivecall.hivemind.crypto import envelope, new_iv
 from hivecall.hivemind.guard import Failures
 from hivecall.hivemind.sealing import V3Sealer
-from hivecall.hivemind.wire import HiveMessage, MsgType
+from hivecall.hivemind_protocol.crypto import envelope, new_iv
+from hivecall.hivemind_protocol.wire import HiveMessage, MsgType
 from tests.hivemind.conftest import Hive, MakeHive
 from tests.hivemind.peer import Peer, psk_of
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hivecall.hivemind import binary
-from hivecall.hivemind.binary import BinType
 from hivecall.hivemind.voice import Speech, Stream, audio_format, pcm_of, tts_frame, wav
-from hivecall.hivemind.wire import MsgType
+from hivecall.hivemind_protocol import binary
+from hivecall.hivemind_protocol.binary import BinType
+from hivecall.hivemind_protocol.wire import MsgType
 from hivecall.speech.tts import resample
 from tests.hivemind.conftest import Hive, MakeHive
 from tests.hivemind.peer import Peer

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hivecall.hivemind import wire
-from hivecall.hivemind.wire import BusMessage, MsgType, WireError
+from hivecall.hivemind_protocol import wire
+from hivecall.hivemind_protocol.wire import BusMessage, MsgType, WireError
 
 
 def test_bus_message_parses() -> None:

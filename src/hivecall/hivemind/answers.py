@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from hivecall.errors import Forbidden, HivecallError
 from hivecall.hivemind.connection import Connection
 from hivecall.hivemind.voice import Speech, tts_frame
-from hivecall.hivemind.wire import BusMessage, MsgType, bus
+from hivecall.hivemind_protocol.wire import BusMessage, MsgType, bus
 from hivecall.hub import Hub
 from hivecall.turns.handle import started_line
 from hivecall.turns.request import TurnRequest

@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 from hivecall.boundary import origin_of
 from hivecall.errors import ConfigError
 from hivecall.hivemind import noise
-from hivecall.hivemind.crypto import Cipher
-from hivecall.hivemind.encodings import Encoding
+from hivecall.hivemind_protocol.crypto import Cipher
+from hivecall.hivemind_protocol.encodings import Encoding
 from hivecall.settings import Settings
 
 PRE_HANDSHAKE_MAX = 8192  # bytes a frame may have before the handshake

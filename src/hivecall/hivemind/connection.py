@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.server import ServerConnection
 
 from hivecall.errors import Forbidden
-from hivecall.hivemind.crypto import Cipher
-from hivecall.hivemind.encodings import Encoding
 from hivecall.hivemind.noise import Handshake, Transport
 from hivecall.hivemind.permissions import ClientRecord
 from hivecall.hivemind.voice import Stream
-from hivecall.hivemind.wire import HiveMessage, MsgType, bus
+from hivecall.hivemind_protocol.crypto import Cipher
+from hivecall.hivemind_protocol.encodings import Encoding
+from hivecall.hivemind_protocol.wire import HiveMessage, MsgType, bus
 
 if TYPE_CHECKING:
     from hivecall.hivemind.sealing import ConnectionSealer

@@ -16,7 +16,7 @@ from hivecall.hivemind.answers import UTTERANCE, Answers
 from hivecall.hivemind.connection import Connection, Phase, ProtocolViolation
 from hivecall.hivemind.satellites import Satellites
 from hivecall.hivemind.tasks import Tasks
-from hivecall.hivemind.wire import NESTED, BusMessage, HiveMessage, MsgType
+from hivecall.hivemind_protocol.wire import NESTED, BusMessage, HiveMessage, MsgType
 
 SYNTH = "speak:synth"
 # Routing messages this hub forwards: what a nested envelope may be besides a bus message.

@@ -31,8 +31,6 @@ PER_CLIENT = 256  # envelopes remembered per client (its most recent)
 FAILURE_WINDOW = 60.0
 FAILURES_PER_KEY = 5  # unfinished handshakes per access key in FAILURE_WINDOW
 FAILURES_PER_ADDRESS = 20  # per peer address (NAT: several satellites may share one)
-TOO_MANY = (1008, "too many failed handshakes: try again later")
-V1_OFF = "protocol v1 is off on this hub (hivemind_min_protocol 3): use v3 (Noise)"
 
 
 class Envelopes:

@@ -25,7 +25,12 @@ from typing import Any
 
 from hivecall.hivemind.config import parse_ciphers, parse_encodings
 from hivecall.hivemind.connection import Connection, Phase, ProtocolViolation, plain
-from hivecall.hivemind.crypto import (
+from hivecall.hivemind.guard import Envelopes
+from hivecall.hivemind.noise import prologue
+from hivecall.hivemind.sealing import V1Sealer, V3Sealer
+from hivecall.hivemind.tasks import Tasks
+from hivecall.hivemind.v3 import NoiseResponder
+from hivecall.hivemind_protocol.crypto import (
     Cipher,
     CryptoError,
     derive_key,
@@ -33,13 +38,8 @@ from hivecall.hivemind.crypto import (
     envelope_iv,
     verify_envelope,
 )
-from hivecall.hivemind.encodings import Encoding
-from hivecall.hivemind.guard import V1_OFF, Envelopes
-from hivecall.hivemind.noise import prologue
-from hivecall.hivemind.sealing import V1Sealer, V3Sealer
-from hivecall.hivemind.tasks import Tasks
-from hivecall.hivemind.v3 import NoiseResponder
-from hivecall.hivemind.wire import HiveMessage, MsgType
+from hivecall.hivemind_protocol.encodings import Encoding
+from hivecall.hivemind_protocol.wire import V1_OFF, HiveMessage, MsgType
 from hivecall.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hivecall.hivemind.wire import MsgType
+from hivecall.hivemind_protocol.wire import MsgType
 
 # Upstream's default set (hivemind-plugin-manager's Client), without the audio-only types a
 # hub without OVOS has no use for... kept anyway so satellites that send them are not refused.

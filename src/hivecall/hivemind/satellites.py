@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 
-from hivecall.hivemind import binary
 from hivecall.hivemind.answers import UTTERANCE, Answers
-from hivecall.hivemind.binary import BinType
 from hivecall.hivemind.connection import Connection
 from hivecall.hivemind.tasks import Tasks
 from hivecall.hivemind.voice import RATE, AudioRefused, Stream, audio_format, pcm_of
-from hivecall.hivemind.wire import BusMessage, MsgType, bus
+from hivecall.hivemind_protocol import binary
+from hivecall.hivemind_protocol.binary import BinType
+from hivecall.hivemind_protocol.wire import BusMessage, MsgType, bus
 
 log = logging.getLogger(__name__)
 

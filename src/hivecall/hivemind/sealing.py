@@ -16,12 +16,12 @@ import asyncio
 
 from websockets.asyncio.server import ServerConnection
 
-from hivecall.hivemind import binary
 from hivecall.hivemind.connection import ProtocolViolation
-from hivecall.hivemind.crypto import Cipher, Sealer
-from hivecall.hivemind.encodings import Encoding
 from hivecall.hivemind.noise import Transport
-from hivecall.hivemind.wire import HiveMessage
+from hivecall.hivemind_protocol import binary
+from hivecall.hivemind_protocol.crypto import Cipher, Sealer
+from hivecall.hivemind_protocol.encodings import Encoding
+from hivecall.hivemind_protocol.wire import HiveMessage
 
 # A session key may seal this many client frames; then the client must reconnect (nonces of
 # every frame are remembered to refuse replays, and that memory is bounded).

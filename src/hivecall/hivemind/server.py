@@ -38,14 +38,12 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from hivecall.errors import ConfigError
-from hivecall.hivemind import binary
 from hivecall.hivemind.answers import Answers
 from hivecall.hivemind.clients import HiveClients, key_hash
 from hivecall.hivemind.config import PRE_HANDSHAKE_MAX, check, tls_context
 from hivecall.hivemind.connection import Connection, Phase, ProtocolViolation
-from hivecall.hivemind.crypto import CryptoError, new_iv
 from hivecall.hivemind.dispatch import Dispatch
-from hivecall.hivemind.guard import TOO_MANY, Envelopes, Failures
+from hivecall.hivemind.guard import Envelopes, Failures
 from hivecall.hivemind.handshake import AUTH_CLOSE, Handshakes
 from hivecall.hivemind.noise import NoiseError, argon2_available
 from hivecall.hivemind.origins import OriginCheck
@@ -55,7 +53,9 @@ from hivecall.hivemind.sealing import V3Sealer
 from hivecall.hivemind.tasks import Tasks
 from hivecall.hivemind.v3 import NoiseResponder
 from hivecall.hivemind.voice import Speech
-from hivecall.hivemind.wire import HiveMessage, MsgType, WireError, parse
+from hivecall.hivemind_protocol import binary
+from hivecall.hivemind_protocol.crypto import CryptoError, new_iv
+from hivecall.hivemind_protocol.wire import TOO_MANY, HiveMessage, MsgType, WireError, parse
 from hivecall.hub import Hub
 from hivecall.secretbox import SecretBox
 from hivecall.settings import Settings

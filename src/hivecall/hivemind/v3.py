@@ -29,8 +29,8 @@ from typing import Any
 
 from hivecall.hivemind import noise
 from hivecall.hivemind.connection import Connection, Phase, ProtocolViolation
-from hivecall.hivemind.encodings import Encoding
 from hivecall.hivemind.permissions import ClientRecord
+from hivecall.hivemind_protocol.encodings import Encoding
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ import wave
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hivecall.hivemind import binary
-from hivecall.hivemind.wire import MsgType, WireError
+from hivecall.hivemind_protocol import binary
+from hivecall.hivemind_protocol.wire import MsgType, WireError
 from hivecall.speech import workers
 
 if TYPE_CHECKING:

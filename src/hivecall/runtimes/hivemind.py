@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from websockets.exceptions import ConnectionClosed
 
 from hivecall.errors import RuntimeFailure
-from hivecall.hivemind.client import HiveMindConnection, HiveMindError, Identity
+from hivecall.hivemind_protocol.client import HiveMindConnection, HiveMindError, Identity
 from hivecall.runtimes.base import Output, Progress, TurnInput, timeout_failure
 
 if TYPE_CHECKING:

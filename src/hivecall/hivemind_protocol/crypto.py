@@ -21,7 +21,7 @@ from enum import StrEnum
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
-from hivecall.hivemind.encodings import DECODERS, ENCODERS, Encoding
+from hivecall.hivemind_protocol.encodings import DECODERS, ENCODERS, Encoding
 
 PBKDF2_ROUNDS = 100_000
 IV_BYTES = 8

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from hivecall.hivemind.wire import MsgType, WireError
+from hivecall.hivemind_protocol.wire import MsgType, WireError
 
 PROTOCOL_VERSION = 1
 

@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+# How a hivecall node closes a connection it refuses; its client recognises them.
+TOO_MANY = (1008, "too many failed handshakes: try again later")
+V1_OFF = "protocol v1 is off on this hub (hivemind_min_protocol 3): use v3 (Noise)"
+
 
 class WireError(ValueError):
     """A frame that is not a HiveMind message (malformed, unknown type, wrong shape)."""

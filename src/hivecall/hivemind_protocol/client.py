@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from hivecall.hivemind import binary
-from hivecall.hivemind.crypto import (
+from hivecall.hivemind_protocol import binary
+from hivecall.hivemind_protocol.crypto import (
     Cipher,
     CryptoError,
     Sealer,
@@ -34,9 +34,16 @@ from hivecall.hivemind.crypto import (
     envelope_iv,
     new_iv,
 )
-from hivecall.hivemind.encodings import Encoding
-from hivecall.hivemind.guard import TOO_MANY, V1_OFF
-from hivecall.hivemind.wire import HiveMessage, MsgType, WireError, bus, parse
+from hivecall.hivemind_protocol.encodings import Encoding
+from hivecall.hivemind_protocol.wire import (
+    TOO_MANY,
+    V1_OFF,
+    HiveMessage,
+    MsgType,
+    WireError,
+    bus,
+    parse,
+)
 
 log = logging.getLogger(__name__)
 
