@@ -19,7 +19,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from websockets.asyncio.client import ClientConnection, connect
 
-from hivecall.hivemind_protocol import binary, noise
+from hivecall.hivemind import noise
+from hivecall.hivemind_protocol import binary
 from hivecall.hivemind_protocol.crypto import Sealer, derive_key, envelope, envelope_iv, new_iv
 from hivecall.hivemind_protocol.encodings import Encoding
 from hivecall.hivemind_protocol.wire import HiveMessage, MsgType, bus, parse
