@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import signal
 import socket
 import ssl
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +15,7 @@ from hivecall.listening import phone_url, plan
 from hivecall.settings import Settings
 from tests.netaddr import lan_address
 from tests.standins.threaded import free_port
-from tests.test_serve_e2e import HIVECALL, SECRET, cli
+from tests.test_serve_e2e import SECRET, Server, cli
 
 TOKEN = "https-owner-token-0123456789abcdefgh"
 
@@ -57,34 +54,13 @@ def test_https_on_loopback_only_warns_that_no_phone_reaches_it() -> None:
     assert offline.tls == () and offline.warning
 
 
-class HttpsHub:
+class HttpsHub(Server):
     def __init__(self, env: dict[str, str], cwd: Path, address: str) -> None:
-        self.port, self.hm_port = free_port(), free_port()
-        self.plain = f"http://127.0.0.1:{self.port}"
+        self.hm_port = free_port()
+        https = ["--https", "--host", "0.0.0.0", "--hivemind-port", str(self.hm_port)]
+        super().__init__(env, cwd, *https)
+        self.plain = self.url
         self.secure = f"https://{address}:{self.port}"
-        args = ["serve", "--https", "--host", "0.0.0.0", "--port", str(self.port)]
-        self.proc = subprocess.Popen(
-            [*HIVECALL, *args, "--hivemind-port", str(self.hm_port)],
-            env=env,
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.plain}/api/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        _, err = self.stop()
-        raise AssertionError(f"hub did not start: {err}")
-
-    def stop(self) -> tuple[str, str]:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        return self.proc.communicate(timeout=20)
 
 
 @pytest.fixture

@@ -42,11 +42,13 @@ def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Compl
 
 
 class Server:
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+    """A `hivecall serve` subprocess (with `args`), started once its plain listener answers."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, *args: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [*HIVECALL, "serve", "--port", str(self.port)],
+            [*HIVECALL, "serve", "--port", str(self.port), *args],
             env=env,
             cwd=cwd,
             stdout=subprocess.PIPE,
@@ -66,7 +68,8 @@ class Server:
         )
 
     def stop(self) -> tuple[str, str]:
-        self.proc.send_signal(signal.SIGINT)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
         out, err = self.proc.communicate(timeout=20)
         return out, err
 
