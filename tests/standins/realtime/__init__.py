@@ -11,7 +11,13 @@
   `ask_computer_agent` tool call).
 - `GET /v1/realtime?model=…` is the websocket form (the openai SDK's `realtime.connect()`,
   livekit-plugins-openai): bearer user key or secret, the same events, audio as
-  `response.output_audio.delta` events, text with `output_modalities: ["text"]`.
+  `response.output_audio.delta` events, text with `output_modalities: ["text"]`. By default
+  its audio is silence and it hears nothing but scripted turns; with `standin.hears` it runs
+  the hub's VAD and Whisper on the appended audio (speech_started/stopped, committed, the
+  user item and its transcription, a response when turn_detection.create_response is on),
+  and with `standin.speaks` its audio deltas are Piper's speech of the transcript
+  (session.py, voice.py). `relay_script()` then makes it a voice front end: what it heard goes
+  to `ask_computer_agent`, and the tool's output is what it says.
 
 aiortc answers on 127.0.0.1 only after `allow_loopback_ice()` (media.py), which `start()` calls.
 """
@@ -26,6 +32,7 @@ from tests.standins.realtime.script import (
     ToolCall,
     Turn,
     default_script,
+    relay_script,
 )
 from tests.standins.realtime.server import DEFAULT_KEY, RealtimeStandin, Recorded, Secret, serve
 from tests.standins.realtime.session import RealtimeSession
@@ -45,5 +52,6 @@ __all__ = [
     "ToolCall",
     "Turn",
     "default_script",
+    "relay_script",
     "serve",
 ]

@@ -80,7 +80,9 @@ class RealtimeStandin:
 
     Scripting (set before the call it should affect):
       `script` (a Script, default_script(); each conversation runs a copy), `mint_delay`,
-      `fail_mint(status, ...)`, `fail_calls(status, ...)`, `expire(secret_value)`.
+      `fail_mint(status, ...)`, `fail_calls(status, ...)`, `expire(secret_value)`;
+      `hears` / `speaks` (websocket form only, both False by default): later websocket sessions
+      run VAD and Whisper on the appended audio, and say their messages with Piper (session.py).
     Records:
       `requests` (every HTTP request), `mints` (client_secrets bodies that succeeded),
       `secrets` (value -> Secret), `mint_seconds` (server time per successful mint),
@@ -92,6 +94,8 @@ class RealtimeStandin:
         # What the "model" does in later conversations; set it or change it before they start.
         self.script: Script = default_script()
         self.mint_delay = 0.0
+        self.hears = False
+        self.speaks = False
         self.requests: list[Recorded] = []
         self.mints: list[Any] = []
         self.mint_seconds: list[float] = []
@@ -156,9 +160,10 @@ class RealtimeStandin:
         self._call_failure = Failure(status, message, code, times)
 
     def clear(self) -> None:
-        """Forget failures, delays and the script; keep the records."""
+        """Forget failures, delays, the script, hearing and speaking; keep the records."""
         self._mint_failure = self._call_failure = None
         self.mint_delay = 0.0
+        self.hears = self.speaks = False
         self.script = default_script()
 
     def expire(self, value: str) -> None:
@@ -259,7 +264,12 @@ class RealtimeStandin:
             await ws.send_text(text)
 
         conversation = RealtimeSession(
-            session=session, script=self._script_copy(), send=send, webrtc=False
+            session=session,
+            script=self._script_copy(),
+            send=send,
+            webrtc=False,
+            hears=self.hears,
+            speaks=self.speaks,
         )
         self.sockets.append(conversation)
         conversation.connection_state = "connected"

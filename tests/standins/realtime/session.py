@@ -3,6 +3,20 @@
 Transport-agnostic: a WebRTC call feeds it the `oai-events` data channel, a websocket its text
 frames. Everything runs on the stand-in's event loop; tests read the records from their own
 thread (lists and dicts only grow) and wait with `wait_for`.
+
+Over a websocket the session can also hear and speak (voice.py; both off by default):
+- `hears`: the appended `input_audio_buffer` audio goes through VAD and Whisper. With
+  `audio.input.turn_detection` set (server_vad or semantic_vad, told apart by nothing here) an
+  utterance gives speech_started, then speech_stopped, committed, the user item and its
+  transcription (Whisper's words; `heard` records them), and, for an utterance with words, a
+  response when `create_response` is on (the API's default; the script's chooser or its next
+  turn that waits for a response.create picks it); speech starting during a response cancels
+  it when `interrupt_response` is on (also the default). Endpointing is the hub's (500 ms of
+  silence ends an utterance), whatever the session's VAD settings say. With turn_detection null
+  the client's `input_audio_buffer.commit` makes the item and its transcription.
+- `speaks`: an audio message's `response.output_audio.delta` events carry Piper's speech of its
+  transcript in 100 ms chunks, interleaved with the transcript deltas, sent faster than real
+  time; without it each word brings 20 ms of silence.
 """
 
 from __future__ import annotations
@@ -16,6 +30,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
+from tests.standins.realtime import voice as voice_io
 from tests.standins.realtime.media import AudioSink, VoiceTrack
 from tests.standins.realtime.protocol import CLIENT_EVENTS, error_event, merge, new_id
 from tests.standins.realtime.script import Script, Speech, ToolCall, Turn
@@ -38,6 +53,20 @@ def words(text: str) -> list[str]:
 
 def chunks(text: str, size: int = 12) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def interleave(pieces: list[str], audio: list[bytes]) -> list[tuple[str, list[bytes]]]:
+    """Steps of a spoken message: (transcript delta, audio chunks sent with it). With audio,
+    one step per chunk, each word arriving with the chunk where its share of the time starts."""
+    if not audio:
+        return [(piece, []) for piece in pieces]
+    steps: list[tuple[str, list[bytes]]] = []
+    given = 0
+    for index, chunk in enumerate(audio):
+        due = -(-len(pieces) * (index + 1) // len(audio))  # ceil: the last step has them all
+        steps.append(("".join(pieces[given:due]), [chunk]))
+        given = max(given, due)
+    return steps
 
 
 # The content a client may give a message item, by role (GA: input_* in, output_* out).
@@ -85,6 +114,8 @@ class RealtimeSession:
         webrtc: bool,
         voice: VoiceTrack | None = None,
         call_id: str | None = None,
+        hears: bool = False,
+        speaks: bool = False,
     ) -> None:
         self.id = call_id or new_id("rtc")
         self.session = session  # the current session object (as session.updated shows it)
@@ -104,11 +135,25 @@ class RealtimeSession:
         self.responses: list[dict[str, Any]] = []  # each finished response (as response.done)
         self.errors: list[dict[str, Any]] = []  # the `error` of each error event sent
         self.closed = False
+        # Voice (websocket form): see the module docstring.
+        self.hears = hears and not webrtc
+        self.speaks = speaks and not webrtc
+        self.heard: list[str] = []  # Whisper's transcript of each utterance heard (non-empty)
+        # (audio_start_ms, audio_end_ms) of each of `heard`; (0, 0) for a manual commit's
+        self.heard_spans: list[tuple[int, int]] = []
+        self.user_said: list[str] = []  # every user utterance: heard, scripted or typed
+        self.spoken_audio_bytes = 0  # real speech sent as response.output_audio.delta
+        self._ear: voice_io.Ear | None = None
+        self._speech_item: str | None = None  # the user item of the utterance in progress
+        self._speech_start_ms = 0  # its audio_start_ms
+        self._hearing = asyncio.Lock()  # transcriptions finish in the order they were heard
+        self._taken_users = 0  # user_said entries a chooser has answered (take_user_text)
+        self._taken_outputs = 0  # function outputs a chooser has answered (take_output)
         self._send = send
         self._next = 0  # the next turn of the script
         self._active: asyncio.Task[None] | None = None
         self._active_id: str | None = None  # the response in progress
-        self._cancel = False
+        self._cancel: str | None = None  # why the active response is to stop
         self._last_item: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -145,6 +190,19 @@ class RealtimeSession:
             for e in self.sent
             if e["type"] in ("response.output_audio_transcript.done", "response.output_text.done")
         ]
+
+    def take_user_text(self) -> str | None:
+        """What the user said since the last call (joined), or None; for Script.choose."""
+        new = [t for t in self.user_said[self._taken_users :] if t.strip()]
+        self._taken_users = len(self.user_said)
+        return " ".join(new) if new else None
+
+    def take_output(self) -> str | None:
+        """The last function output since the last call, or None; for Script.choose."""
+        outputs = [i["output"] for i in self.items if i.get("type") == "function_call_output"]
+        new = outputs[self._taken_outputs :]
+        self._taken_outputs = len(outputs)
+        return str(new[-1]) if new else None
 
     @property
     def busy(self) -> bool:
@@ -284,6 +342,12 @@ class RealtimeSession:
         self.items.append(item)
         if kind == "function_call_output":
             self.function_outputs[item["call_id"]] = item["output"]
+        if kind == "message" and item["role"] == "user":
+            said = " ".join(
+                str(part.get("text") or part.get("transcript") or "") for part in item["content"]
+            )
+            if said.strip():
+                self.user_said.append(said.strip())
         previous = event.get("previous_item_id", self._last_item)
         self._last_item = item["id"]
         await self.emit(
@@ -308,13 +372,21 @@ class RealtimeSession:
                 )
             )
             return
+        await self._begin(self._choose(request), request)
+
+    def _choose(self, request: dict[str, Any]) -> Turn:
+        """The turn that answers a response.create: the script's chooser, else the next scripted
+        turn that waits for one, else the fallback."""
+        if (
+            self.script.choose is not None
+            and (turn := self.script.choose(self, request)) is not None
+        ):
+            return turn
         turns = self.script.turns
         if self._next < len(turns) and not turns[self._next].auto:
-            turn = turns[self._next]
             self._next += 1
-        else:
-            turn = self.script.fallback
-        await self._begin(turn, request)
+            return turns[self._next - 1]
+        return self.script.fallback
 
     async def _response_cancel(self, event: Event) -> None:
         if not self.busy:
@@ -326,7 +398,7 @@ class RealtimeSession:
                 )
             )
             return
-        self._cancel = True
+        self._cancel = "client_cancelled"
 
     async def _output_clear(self, event: Event) -> None:
         if self.webrtc and self._active_id:
@@ -352,22 +424,89 @@ class RealtimeSession:
         )
 
     async def _audio_append(self, event: Event) -> None:
-        with contextlib.suppress(ValueError, TypeError):
-            self.input_audio_bytes += len(base64.b64decode(event.get("audio") or ""))
+        try:
+            audio = base64.b64decode(event.get("audio") or "")
+        except (ValueError, TypeError):
+            return
+        self.input_audio_bytes += len(audio)
+        if self.hears:
+            await self._hear(audio)
 
     async def _audio_clear(self, event: Event) -> None:
+        if self._ear is not None:
+            self._ear.clear()
+            self._speech_item = None
         await self.emit({"type": "input_audio_buffer.cleared"})
 
     async def _audio_commit(self, event: Event) -> None:
-        item_id = new_id("item")
-        previous, self._last_item = self._last_item, item_id
-        await self.emit(
-            {
-                "type": "input_audio_buffer.committed",
-                "previous_item_id": previous,
-                "item_id": item_id,
-            }
-        )
+        item_id = self._speech_item or new_id("item")
+        if not self.hears or self._ear is None:
+            previous, self._last_item = self._last_item, item_id
+            await self.emit(
+                {
+                    "type": "input_audio_buffer.committed",
+                    "previous_item_id": previous,
+                    "item_id": item_id,
+                }
+            )
+            return
+        # The client commits what is buffered (turn_detection null, or before VAD would).
+        audio = self._ear.take()
+        self._ear.clear()
+        self._speech_item = None
+        await self._user_item(item_id)
+        self._spawn(self._transcribe(item_id, audio, respond=False))
+
+    # -- hearing (websocket, `hears`) -----------------------------------------------------------
+
+    def _turn_detection(self) -> dict[str, Any] | None:
+        detection = self.session.get("audio", {}).get("input", {}).get("turn_detection")
+        return detection if isinstance(detection, dict) else None
+
+    async def _hear(self, audio: bytes) -> None:
+        if self._ear is None:
+            self._ear = voice_io.Ear()
+        ear = self._ear
+        events = ear.feed(audio)
+        detection = self._turn_detection()
+        if detection is not None and not ear.endpointer.in_speech and not events:
+            ear.take()  # VAD commits only speech: a call's silence is not kept
+        for event in events:
+            if detection is None:  # manual turns: the client commits
+                continue
+            at_ms = ear.ms_at(event)
+            if event.kind == "start":
+                self._speech_item = new_id("item")
+                if detection.get("interrupt_response", True) and self.busy:
+                    self._cancel = "turn_detected"
+                # Like the API's, it includes the audio kept from before the speech was detected.
+                self._speech_start_ms = max(0, at_ms - ear.preroll_ms)
+                await self._speech_started(self._speech_item, self._speech_start_ms)
+            elif event.kind in ("end", "drop"):  # a drop (a click, a cough) is heard too
+                item_id = self._speech_item or new_id("item")
+                self._speech_item = None
+                ear.take()  # committed: it leaves the buffer
+                await self._speech_stopped(item_id, at_ms)
+                await self._user_item(item_id)
+                respond = bool(detection.get("create_response", True))
+                span = (self._speech_start_ms, at_ms)
+                # Whisper makes words up for a burst too short to be speech: it hears none.
+                audio = event.audio if event.kind == "end" else b""
+                self._spawn(self._transcribe(item_id, audio, respond=respond, span=span))
+
+    async def _transcribe(
+        self, item_id: str, audio: bytes, *, respond: bool, span: tuple[int, int] | None = None
+    ) -> None:
+        async with self._hearing:
+            text = await voice_io.transcribe(audio) if audio else ""
+            if text:
+                self.heard.append(text)
+                self.heard_spans.append(span or (0, 0))
+            await self._transcribed(item_id, text)
+        if respond and text and not self.closed:
+            while self.busy:  # as with server VAD, after the response in progress
+                await asyncio.sleep(0.01)
+            await self._begin(self._choose({}), {})
 
     _handlers: ClassVar[dict[str, Callable[[RealtimeSession, Event], Awaitable[None]]]] = {
         "session.update": _session_update,
@@ -407,18 +546,36 @@ class RealtimeSession:
         if turn.outputs:
             await self._begin(turn, {})
 
-    async def _user_speaks(self, transcript: str) -> None:
+    async def _user_speaks(
+        self, transcript: str, *, start_ms: int = 1000, end_ms: int = 2500
+    ) -> None:
+        """A scripted utterance, as server VAD reports one it heard."""
         item_id = new_id("item")
+        await self._speech_started(item_id, start_ms)
+        await self._speech_stopped(item_id, end_ms)
+        await self._user_item(item_id)
+        await self._transcribed(item_id, transcript)
+
+    async def _speech_started(self, item_id: str, start_ms: int) -> None:
         await self.emit(
             {
                 "type": "input_audio_buffer.speech_started",
-                "audio_start_ms": 1000,
+                "audio_start_ms": start_ms,
                 "item_id": item_id,
             }
         )
+
+    async def _speech_stopped(self, item_id: str, end_ms: int) -> None:
         await self.emit(
-            {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 2500, "item_id": item_id}
+            {
+                "type": "input_audio_buffer.speech_stopped",
+                "audio_end_ms": end_ms,
+                "item_id": item_id,
+            }
         )
+
+    async def _user_item(self, item_id: str) -> None:
+        """The buffer committed into a user audio item (its transcript comes later)."""
         previous, self._last_item = self._last_item, item_id
         await self.emit(
             {
@@ -441,6 +598,10 @@ class RealtimeSession:
         await self.emit(
             {"type": "conversation.item.done", "previous_item_id": previous, "item": item}
         )
+
+    async def _transcribed(self, item_id: str, transcript: str) -> None:
+        if transcript.strip():
+            self.user_said.append(transcript)
         words_n = len(transcript.split())
         await self.emit(
             {
@@ -460,7 +621,7 @@ class RealtimeSession:
     async def _begin(self, turn: Turn, request: dict[str, Any]) -> None:
         response_id = new_id("resp")
         self._active_id = response_id
-        self._cancel = False
+        self._cancel = None
         voice = self.session.get("audio", {}).get("output", {}).get("voice", "alloy")
         response: dict[str, Any] = {
             "object": "realtime.response",
@@ -483,7 +644,7 @@ class RealtimeSession:
     async def _gap(self) -> None:
         """The pause between two deltas; where a response.cancel takes effect."""
         await asyncio.sleep(self.script.delta_gap)
-        if self._cancel:
+        if self._cancel is not None:
             raise _Cancelled
 
     async def _respond(self, turn: Turn, response: dict[str, Any]) -> None:
@@ -502,7 +663,8 @@ class RealtimeSession:
             response["status"] = "completed"
         except (_Cancelled, asyncio.CancelledError):
             response["status"] = "cancelled"
-            response["status_details"] = {"type": "cancelled", "reason": "client_cancelled"}
+            reason = self._cancel or "client_cancelled"
+            response["status_details"] = {"type": "cancelled", "reason": reason}
         finally:
             if self.voice is not None:
                 self.voice.speaking = False
@@ -559,16 +721,22 @@ class RealtimeSession:
         )
         if self.voice is not None:
             self.voice.speaking = True
-        for piece in words(text):
+        audio = await voice_io.synthesize(text) if self.speaks and not text_only else b""
+        for piece, sound in interleave(words(text), voice_io.audio_chunks(audio)):
             await self._gap()
             if text_only:
                 await self.emit({"type": "response.output_text.delta", **at, "delta": piece})
                 continue
-            if not self.webrtc:  # over a websocket the audio itself comes as events too
+            for chunk in sound:
+                self.spoken_audio_bytes += len(chunk)
+                delta = base64.b64encode(chunk).decode()
+                await self.emit({"type": "response.output_audio.delta", **at, "delta": delta})
+            if not self.webrtc and not self.speaks:  # the audio comes as events here too
                 await self.emit({"type": "response.output_audio.delta", **at, "delta": SILENCE})
-            await self.emit(
-                {"type": "response.output_audio_transcript.delta", **at, "delta": piece}
-            )
+            if piece:
+                await self.emit(
+                    {"type": "response.output_audio_transcript.delta", **at, "delta": piece}
+                )
         if self.voice is not None:
             self.voice.speaking = False
         if text_only:
