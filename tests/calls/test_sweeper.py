@@ -292,7 +292,7 @@ async def test_a_cloud_call_no_worker_takes_fails_and_its_room_closes(
     assert view["call"]["error"] == {
         "code": "call_unanswered",
         "message": "the call was not answered within 30 s: "
-        "no agent worker took it (is `hivecall worker` running?)",
+        "no agent worker took it: run `hivecall worker` (with this hub's LiveKit settings)",
     }
     assert room_name(call["id"]) not in livekit.rooms
 

@@ -153,6 +153,7 @@ class JobRecord:
     requested_at: float = field(default_factory=time.time)
     answered_at: float | None = None
     assigned_at: float | None = None
+    dropped: bool = False  # no worker took it: not listed, never offered again
 
     @property
     def id(self) -> str:

@@ -426,7 +426,7 @@ class LiveKitStandin:
                 raise TwirpError("not_found", "requested room does not exist")
             dispatch = state.dispatches.pop(dispatch_id, None)
             if dispatch is None:
-                raise TwirpError("not_found", "dispatch not found")
+                raise TwirpError("not_found", "dispatch ID not found")
             view = self.dispatch_view(dispatch)
             view.state.deleted_at = time.time_ns()
             jobs = [j for j in self.jobs if j.dispatch_id == dispatch_id]
@@ -439,7 +439,7 @@ class LiveKitStandin:
         with self.lock:
             view = _copy(dispatch)
             for record in self.jobs:
-                if record.dispatch_id == dispatch.id:
+                if record.dispatch_id == dispatch.id and not record.dropped:
                     job = view.state.jobs.add()
                     job.CopyFrom(record.job)
                     job.state.status = record.status

@@ -27,16 +27,20 @@ async def test_dispatch_round_trip(lkapi: api.LiveKitAPI, livekit_standin: LiveK
     )
     assert dispatch.state.created_at > 0
 
-    (listed,) = await lkapi.agent_dispatch.list_dispatch("hivecall-call_1")
-    assert (listed.id, listed.metadata) == (dispatch.id, METADATA)
-    # Its job waits for a worker registered with that agent name.
-    (job,) = listed.state.jobs
-    assert (job.dispatch_id, job.agent_name, job.type) == (
-        dispatch.id,
+    # No worker is registered with that agent name: its job is dropped (as livekit-server
+    # drops it), and the dispatch stays listed without one.
+    record = await livekit_standin.wait_for(
+        lambda: (j := livekit_standin.job_for(dispatch.id)) and j.dropped and j,
+        what="the job to be dropped",
+    )
+    assert (record.agent_name, record.job.type, record.error) == (
         "hivecall",
         agent.JobType.JT_ROOM,
+        "no worker available",
     )
-    assert job.state.error == "no worker available"
+    (listed,) = await lkapi.agent_dispatch.list_dispatch("hivecall-call_1")
+    assert (listed.id, listed.metadata) == (dispatch.id, METADATA)
+    assert list(listed.state.jobs) == []
     got = await lkapi.agent_dispatch.get_dispatch(dispatch.id, "hivecall-call_1")
     assert got is not None and got.id == dispatch.id
     assert [d.id for d in livekit_standin.dispatches] == [dispatch.id]
@@ -46,7 +50,11 @@ async def test_dispatch_round_trip(lkapi: api.LiveKitAPI, livekit_standin: LiveK
     assert await lkapi.agent_dispatch.list_dispatch("hivecall-call_1") == []
     with pytest.raises(api.TwirpError) as caught:
         await lkapi.agent_dispatch.delete_dispatch(dispatch.id, "hivecall-call_1")
-    assert (caught.value.status, caught.value.code) == (404, "not_found")
+    assert (caught.value.status, caught.value.code, caught.value.message) == (
+        404,
+        "not_found",
+        "twirp error unknown: dispatch ID not found",
+    )
 
 
 async def test_a_dispatch_creates_its_room(
@@ -69,7 +77,7 @@ async def test_without_auto_create_the_room_must_exist() -> None:
                 )
             assert (caught.value.status, caught.value.message) == (
                 404,
-                "requested room does not exist",
+                "twirp error unknown: requested room does not exist",
             )
             with pytest.raises(api.TwirpError):
                 await lkapi.agent_dispatch.list_dispatch("nowhere")

@@ -72,7 +72,7 @@ async def test_delete_room(lkapi: api.LiveKitAPI, livekit_standin: LiveKitStandi
     with pytest.raises(api.TwirpError) as caught:
         await lkapi.room.delete_room(api.DeleteRoomRequest(room="gone"))
     assert (caught.value.status, caught.value.code) == (404, "not_found")
-    assert caught.value.message == "requested room does not exist"
+    assert caught.value.message == "twirp error unknown: requested room does not exist"
 
 
 async def test_participants(lkapi: api.LiveKitAPI, livekit_standin: LiveKitStandin) -> None:
@@ -116,7 +116,7 @@ async def test_missing_participants_are_404(lkapi: api.LiveKitAPI) -> None:
             api.RoomParticipantIdentity(room="r", identity="nobody")
         )
     assert (removing.value.status, removing.value.code) == (404, "not_found")
-    assert removing.value.message == "participant not found"
+    assert removing.value.message == "twirp error unknown: participant does not exist"
     with pytest.raises(api.TwirpError) as getting:
         await lkapi.room.get_participant(api.RoomParticipantIdentity(room="r", identity="nobody"))
     assert (getting.value.status, getting.value.code) == (404, "not_found")
@@ -270,7 +270,7 @@ async def test_injected_failures_and_delays(
     assert (caught.value.status, caught.value.code, caught.value.message) == (
         503,
         "unavailable",
-        "down for a moment",
+        "twirp error unknown: down for a moment",
     )
     assert livekit_standin.rooms == {}
     await lkapi.room.create_room(api.CreateRoomRequest(name="r"))  # only once

@@ -244,22 +244,33 @@ async def first_asked(a: RawWorker, b: RawWorker) -> tuple[RawWorker, str, RawWo
     return asked, task.result().availability.job.id, b if asked is a else a
 
 
-async def test_a_job_waits_for_its_worker(
+async def test_a_job_no_worker_takes_is_dropped(
     lkapi: api.LiveKitAPI, livekit_standin: LiveKitStandin
 ) -> None:
-    await lkapi.agent_dispatch.create_dispatch(
-        api.CreateAgentDispatchRequest(agent_name="late", room="r", metadata="hello")
+    """As on livekit-server v1.13.5: a dispatch made while no worker has its agent name never
+    reaches a worker that registers later; a new dispatch does."""
+    early = await lkapi.agent_dispatch.create_dispatch(
+        api.CreateAgentDispatchRequest(agent_name="late", room="r", metadata="early")
     )
     (record,) = livekit_standin.jobs
-    await livekit_standin.wait_for(lambda: record.error == "no worker available")
+    await livekit_standin.wait_for(lambda: record.dropped)
+    assert (record.error, record.status) == ("no worker available", agent.JobStatus.JS_FAILED)
     async with (
         RawWorker(livekit_standin, agent_name="other"),
         RawWorker(livekit_standin, agent_name="late") as late,
     ):
+        await lkapi.agent_dispatch.create_dispatch(
+            api.CreateAgentDispatchRequest(agent_name="late", room="r", metadata="again")
+        )
+        # The first offer the late worker gets is the new dispatch's job, not the dropped one.
         request = (await late.receive()).availability
-        assert request.job.metadata == "hello"
+        assert request.job.metadata == "again"
         await late.answer(request.job.id, terminate=True)
-        await livekit_standin.wait_for(lambda: record.status == agent.JobStatus.JS_SUCCESS)
+        fresh = livekit_standin.jobs[1]
+        await livekit_standin.wait_for(lambda: fresh.status == agent.JobStatus.JS_SUCCESS)
+        assert record.tried == [] and record.dropped
+        listed = await lkapi.agent_dispatch.list_dispatch("r")
+        assert [list(d.state.jobs) for d in listed if d.id == early.id] == [[]]
 
 
 async def test_agents_can_join_on_assignment(

@@ -2,7 +2,8 @@
 
 `POST /twirp/livekit.<Service>/<Method>` with a binary protobuf body (`application/protobuf`, what
 `livekit-api` sends) or protobuf JSON (`application/json`, what the JS server SDK sends). Errors
-are Twirp JSON `{"code", "msg"}` with the code's HTTP status.
+are Twirp JSON `{"code", "msg"}` with the code's HTTP status; the services' own errors (and the
+injected failures) say `twirp error unknown: ` before their text, as livekit-server's do.
 
 Auth, as livekit-server's APIKeyAuthMiddleware and service checks do it:
 - `Authorization: Bearer <jwt>` verified with `TokenVerifier(key, secret)` (HS256, iss = the
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 MAX_ROOM_NAME_LENGTH = 256  # livekit-server's default limit.max_room_name_length
 
 PERMISSION_DENIED = "permissions denied"
+# How livekit-server (v1.13.5) words a service's error: "twirp error unknown: <its text>".
+SERVICE_ERROR = "twirp error unknown: "
 
 
 Handler = Callable[["LiveKitStandin", "Claims | None", Any], Message]
@@ -125,7 +128,7 @@ def remove_participant(
 ) -> Message:
     _require_admin(claims, req.room)
     if not lk.leave(req.room, req.identity):
-        raise TwirpError("not_found", "participant not found")
+        raise TwirpError("not_found", "participant does not exist")
     return room.RemoveParticipantResponse()
 
 
@@ -201,6 +204,10 @@ METHODS: dict[str, Method] = {
 # -- HTTP -----------------------------------------------------------------------------------------
 
 
+def _served(error: TwirpError) -> TwirpError:
+    return TwirpError(error.code, SERVICE_ERROR + error.msg)
+
+
 def error_response(error: TwirpError) -> Response:
     return JSONResponse({"code": error.code, "msg": error.msg}, status_code=error.status)
 
@@ -272,9 +279,13 @@ async def _answer(
         with lk.lock:
             failure = fault.take_failure()
         if failure is not None:
-            raise failure
+            raise _served(failure)
 
-    result = spec.handler(lk, claims, message)
+    try:
+        result = spec.handler(lk, claims, message)
+    except TwirpError as e:
+        # Grants are checked before the service runs: those keep their own words.
+        raise e if e.msg == PERMISSION_DENIED else _served(e) from None
     if content_type == "application/json":
         text = json_format.MessageToJson(
             result,

@@ -11,8 +11,10 @@ Protocol (binary protobuf frames; `agent.WorkerMessage` in, `agent.ServerMessage
   gets `JobAssignment(job, url=ws_url, token)` where the token is minted as livekit-server's
   BuildAgentToken does: identity/name/metadata/attributes from the AvailabilityResponse plus
   `lk.agent_name`, kind agent, roomJoin for the room, agent grant, the worker's permissions,
-  TTL 1 h. A refusal tries the next worker; `terminate` ends the job. With no worker the job waits
-  until one with that agent_name registers.
+  TTL 1 h. A refusal tries the next worker; `terminate` ends the job. A job no registered worker
+  takes (none with that agent_name, or all refused) is dropped, as livekit-server v1.13.5 drops
+  it: the dispatch stays, with no job, and a worker that registers later never hears of it
+  (only a new dispatch reaches it). ListDispatch does not show dropped jobs.
 - Deleting the room or the dispatch sends `JobTermination` for its assigned jobs.
 """
 
@@ -56,14 +58,14 @@ class WorkerSession:
         self.websocket = websocket
         self.pending: dict[str, asyncio.Future[agent.AvailabilityResponse | None]] = {}
         self.ready = False  # registered and answered: jobs may be offered
-        self._send_lock = asyncio.Lock()
+        self.send_lock = asyncio.Lock()
 
     @property
     def id(self) -> str:
         return self.record.id
 
     async def send(self, message: agent.ServerMessage) -> None:
-        async with self._send_lock:
+        async with self.send_lock:
             await self.websocket.send_bytes(message.SerializeToString())
 
     def drop_pending(self) -> None:
@@ -88,7 +90,6 @@ class AgentHub:
     def __init__(self, lk: LiveKitStandin) -> None:
         self.lk = lk
         self.sessions: dict[str, WorkerSession] = {}
-        self.waiting: list[JobRecord] = []  # jobs no worker could take yet
 
     # -- connections ------------------------------------------------------------------------------
 
@@ -163,20 +164,16 @@ class AgentHub:
         with self.lk.lock:
             self.lk.workers.append(record)
             self.sessions[record.id] = session
-        await session.send(
-            agent.ServerMessage(
-                register=agent.RegisterWorkerResponse(worker_id=record.id, server_info=SERVER_INFO)
-            )
+        answer = agent.ServerMessage(
+            register=agent.RegisterWorkerResponse(worker_id=record.id, server_info=SERVER_INFO)
         )
-        # Jobs go to the worker only after its RegisterWorkerResponse (its first message).
-        with self.lk.lock:
-            session.ready = True
-            waiting = [j for j in self.waiting if self._fits(record, j)]
-            for job in waiting:
-                self.waiting.remove(job)
-                job.tried.clear()
-        for job in waiting:
-            self.lk.spawn(self._run(job))
+        # Ready from the moment it can know it is registered (a dispatch it makes next must
+        # reach it), yet its first message is the RegisterWorkerResponse: a job offered
+        # meanwhile waits for the send lock. Only jobs dispatched from now on are offered.
+        async with session.send_lock:
+            with self.lk.lock:
+                session.ready = True
+            await websocket.send_bytes(answer.SerializeToString())
         return session
 
     async def _handle(self, session: WorkerSession, message: agent.WorkerMessage) -> None:
@@ -257,7 +254,8 @@ class AgentHub:
             if session is None:
                 with self.lk.lock:
                     record.error = "no worker available"
-                    self.waiting.append(record)
+                    record.status = agent.JobStatus.JS_FAILED
+                    record.dropped = True
                 return
             now = time.time_ns()
             job = agent.Job()
@@ -366,8 +364,6 @@ class AgentHub:
 
     async def _terminate(self, record: JobRecord) -> None:
         with self.lk.lock:
-            if record in self.waiting:
-                self.waiting.remove(record)
             session = self.sessions.get(record.worker_id)
             if session is None or record.assignment is None or record.status in ENDED:
                 return

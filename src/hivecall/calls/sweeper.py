@@ -2,8 +2,9 @@
 
 Every second it fails the calls still `ringing` `call_connect_timeout` seconds after they
 started (`call_unanswered`: no offer reached the hub, the page never started connecting, or no
-worker took the cloud call), and the local and BYOK calls still `connecting` that long after
-their offer (`media_failed`: the audio never flowed). A cloud call is `connecting` from the
+worker took the cloud call, which the hub dispatches again meanwhile: calls/cloud/rooms.py),
+and the local and BYOK calls still `connecting` that long after their offer (`media_failed`:
+the audio never flowed). A cloud call is `connecting` from the
 moment a worker claims it until a person joins its room, a wait its worker bounds itself
 (`worker_wait_for_human`, then it reports `ended`): the sweeper leaves that wait alone.
 """
@@ -37,7 +38,8 @@ def rules(timeout: float) -> tuple[Stuck, ...]:
             {
                 "local": unanswered + "no offer reached the hub",
                 "byok": unanswered + "the page never started connecting",
-                "cloud": unanswered + "no agent worker took it (is `hivecall worker` running?)",
+                "cloud": unanswered + "no agent worker took it: run `hivecall worker` "
+                "(with this hub's LiveKit settings)",
             },
         ),
         Stuck("connecting", "media_failed", {"local": no_audio, "byok": no_audio}),

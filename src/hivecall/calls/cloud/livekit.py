@@ -26,6 +26,8 @@ from hivecall.settings import Settings
 log = logging.getLogger(__name__)
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
+# What livekit-server (v1.13) starts its error messages with.
+TWIRP_WRAPPER = "twirp error unknown: "
 
 
 class LiveKitError(HivecallError):
@@ -140,6 +142,14 @@ def verify_worker(settings: Settings, jwt: str) -> None:
         raise Unauthorized("the token is not a hivecall worker's")
 
 
+def _reason(message: str) -> str:
+    """The server's words for a failure, without the wrapper livekit-server puts on them
+    ("twirp error unknown: no response from servers"), or what is left when it says nothing
+    (its 401s are plain text that livekit-api reads as an empty message)."""
+    text = message.removeprefix(TWIRP_WRAPPER).strip()
+    return text[:200] or "no reason given"
+
+
 def _participant(info: models.ParticipantInfo) -> Participant:
     attrs = dict(info.attributes)
     is_agent = info.kind == models.ParticipantInfo.Kind.AGENT or attrs.get(KIND) == "agent"
@@ -186,7 +196,7 @@ class LiveKit:
                     f"LiveKit refused to {what}: check LIVEKIT_API_KEY and LIVEKIT_API_SECRET",
                     code="livekit_unauthorized",
                 ) from e
-            raise LiveKitError(f"LiveKit could not {what}: {e.message[:200]}") from e
+            raise LiveKitError(f"LiveKit could not {what}: {_reason(e.message)}") from e
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             raise LiveKitError(
                 f"LiveKit is unreachable (could not {what}); check LIVEKIT_URL",

@@ -4,14 +4,24 @@ A cloud call is a LiveKit room named after the call. The hub creates it, dispatc
 `hivecall worker` into it for each agent (metadata names the call and the agent, never a
 secret), and hands people join tokens. A worker proves itself with a LiveKit token signed with
 the shared LiveKit secret and gets, per call, a hivecall token that can only relay turns into that
-call and report its phases and lines (auth.WORKER_SCOPE).
+call and report its phases and lines (auth.WORKER_SCOPE). The first claim of a (call, agent)
+wins; any later one is refused, so a redispatch never puts an agent in the room twice.
+
+livekit-server drops a dispatch it cannot hand to a worker at once: one made while no worker is
+registered for the agent name stays listed, job-less, even after a worker registers (measured
+on v1.13.5). So a call started before `hivecall worker` is up would ring until the sweeper fails
+it. Instead, an agent nobody claimed REDISPATCH_AFTER_S after its dispatch is dispatched again,
+until a worker claims it or the call's connect timeout passes (`redispatch`, run every second
+by a task that lives while some agent waits).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, insert, select, update
@@ -20,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from hivecall.agents.context import ContextCache
 from hivecall.agents.records import AgentRecord, Agents
 from hivecall.auth import WORKER, WORKER_SCOPE, Principal, Tokens
-from hivecall.calls import Calls
+from hivecall.calls import CallLineIn, Calls
 from hivecall.calls.cloud.livekit import JoinToken, LiveKit, Participant, join_token, verify_worker
 from hivecall.calls.cloud.wire import ClaimOut, ClaimOutAgent, ClaimOutCall, JobMeta, room_name
 from hivecall.calls.state import TERMINAL
@@ -37,6 +47,24 @@ log = logging.getLogger(__name__)
 VOICES = ("marin", "cedar", "alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse")
 # A worker's token lives as long as a long call; it is revoked when the call ends.
 WORKER_TOKEN_TTL = timedelta(hours=12)
+# A registered worker claims its job within a second or two (a warm job process, one POST;
+# on a loaded machine it can take longer, and then the extra job's claim is refused); unclaimed
+# this long after the dispatch, nobody took it: dispatch the agent again. The old dispatch is
+# left as it is: deleting it could end a job a slow worker just got (LiveKit sends
+# JobTermination), and the server never hands it out later anyway. It goes with the room.
+REDISPATCH_AFTER_S = 5.0
+REDISPATCH_EVERY_S = 1.0
+# States in which an agent may still be waiting for its worker (a call's first agent while it
+# rings, an added agent during the call); the index on calls.state finds them.
+OPEN = ("ringing", "connecting", "talking")
+
+
+@dataclass
+class _Waiting:
+    """An agent no worker claimed yet: when it was last dispatched, and how many times."""
+
+    dispatched_at: datetime
+    dispatches: int = 1
 
 
 def human_identity(who: Principal) -> str:
@@ -71,6 +99,11 @@ class CloudCalls:
         self._agents = agents
         self._contexts = contexts
         self.livekit = LiveKit()
+        self.redispatch_after = REDISPATCH_AFTER_S
+        self._waiting: dict[tuple[str, str], _Waiting] = {}
+        self._settings: Settings | None = None  # the latest, for the redispatch task
+        self._redispatcher: asyncio.Task[None] | None = None
+        self._poked = False
 
     async def start(
         self, settings: Settings, *, call: Call, agent: AgentRecord, who: Principal
@@ -133,13 +166,97 @@ class CloudCalls:
         except HivecallError:
             await self._forget_agent(call.id, agent.id)
             raise
+        await self._set_dispatch(call.id, agent.id, dispatch_id)
+        self._waiting[(call.id, agent.id)] = _Waiting(datetime.now(UTC))
+        self._watch(settings)
+        return CallAgent(**(row | {"dispatch_id": dispatch_id}))
+
+    async def _set_dispatch(self, call_id: str, agent_id: str, dispatch_id: str) -> None:
         async with self._store.engine.begin() as conn:
             await conn.execute(
                 update(CallAgent)
-                .where(CallAgent.call_id == call.id, CallAgent.agent_id == agent.id)
+                .where(CallAgent.call_id == call_id, CallAgent.agent_id == agent_id)
                 .values(dispatch_id=dispatch_id)
             )
-        return CallAgent(**(row | {"dispatch_id": dispatch_id}))
+
+    # -- redispatch: a worker that registers during the ring still gets the call -------------
+
+    def _watch(self, settings: Settings) -> None:
+        """Make sure the redispatch task runs (it ends when no agent waits)."""
+        self._settings = settings
+        self._poked = True
+        if self._redispatcher is None or self._redispatcher.done():
+            self._redispatcher = asyncio.create_task(self._redispatch_loop(), name="redispatch")
+
+    async def _redispatch_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REDISPATCH_EVERY_S)
+            self._poked = False
+            settings = self._settings
+            assert settings is not None
+            try:
+                waiting = await self.redispatch(settings)
+            except Exception as e:  # a store or LiveKit hiccup: the next pass tries again
+                log.warning("a redispatch pass failed", extra={"error": type(e).__name__})
+                continue
+            # A dispatch made during the pass pokes: its agent may not have been seen yet.
+            if not waiting and not self._poked:
+                return
+
+    async def redispatch(self, settings: Settings, *, now: datetime | None = None) -> int:
+        """Dispatch again each agent of an open cloud call that no worker claimed within
+        `redispatch_after` of its last dispatch; returns how many agents still wait. One query
+        (calls by state, their agents by primary key); LiveKit only for the agents due."""
+        now = now or datetime.now(UTC)
+        q = (
+            select(CallAgent, Call)
+            .join(Call, Call.id == CallAgent.call_id)
+            .where(
+                Call.state.in_(OPEN),
+                Call.mode == "cloud",
+                CallAgent.claimed_at.is_(None),
+                CallAgent.dispatch_id != "",  # still being dispatched for the first time
+                # Past the connect timeout the sweeper fails a ringing call; an agent added
+                # later in the call is not waited for longer either.
+                CallAgent.added_at > now - timedelta(seconds=settings.call_connect_timeout),
+            )
+        )
+        async with self._store.session() as s:
+            rows = [(a, c) for a, c in (await s.execute(q)).all()]
+        seen = {(a.call_id, a.agent_id) for a, _ in rows}
+        for key in [k for k in self._waiting if k not in seen]:
+            del self._waiting[key]
+        for row, call in rows:
+            key = (row.call_id, row.agent_id)
+            waiting = self._waiting.setdefault(key, _Waiting(row.added_at))
+            if now - waiting.dispatched_at < timedelta(seconds=self.redispatch_after):
+                continue
+            try:
+                await self._redispatch_one(settings, row, call, waiting, now=now)
+            except HivecallError as e:  # LiveKit down for a moment: the next pass tries again
+                log.warning(
+                    "could not dispatch a waiting agent again",
+                    extra={"call_id": row.call_id, "code": e.code},
+                )
+        return len(rows)
+
+    async def _redispatch_one(
+        self, settings: Settings, row: CallAgent, call: Call, waiting: _Waiting, *, now: datetime
+    ) -> None:
+        agent = await self._agents.get(row.agent_id)
+        meta = JobMeta(call.id, agent.id, agent.name).encode()
+        dispatch_id = await self.livekit.dispatch(settings, room_name(call.id), meta)
+        await self._set_dispatch(call.id, agent.id, dispatch_id)
+        if waiting.dispatches == 1:
+            # Said once: what the call is waiting for, where the user looks at it.
+            line = f"waiting for `hivecall worker` to take {agent.name}"
+            await self._calls.add_lines(call, [CallLineIn(kind="phase", text=line)])
+        waiting.dispatched_at = now
+        waiting.dispatches += 1
+        log.info(
+            "dispatched an agent no worker took again",
+            extra={"call_id": call.id, "agent_id": agent.id, "dispatches": waiting.dispatches},
+        )
 
     async def _forget_agent(self, call_id: str, agent_id: str) -> None:
         async with self._store.session() as s, s.begin():
@@ -172,6 +289,27 @@ class CloudCalls:
         call = await self._calls.get(call_id)
         self.check_open(call)
         agent = await self._agents.get(agent_id)
+        # One conditional UPDATE: of two jobs for the same agent (a redispatch, a worker that
+        # got both), the first claim wins and the other job leaves without joining.
+        async with self._store.engine.begin() as conn:
+            won = await conn.execute(
+                update(CallAgent)
+                .where(
+                    CallAgent.call_id == call_id,
+                    CallAgent.agent_id == agent_id,
+                    CallAgent.claimed_at.is_(None),
+                )
+                .values(claimed_at=datetime.now(UTC))
+            )
+        if not won.rowcount:
+            log.info(
+                "refused a second claim of a cloud call's agent",
+                extra={"call_id": call_id, "job_id": job_id},
+            )
+            raise Conflict(
+                f"another job already took {agent.name} in this call", code="agent_claimed"
+            )
+        self._waiting.pop((call_id, agent_id), None)
         names = {a.id: a.name for a in await self._agents.list()}
         in_call = [names.get(a.agent_id, a.agent_id) for a in await self.agents_of(call_id)]
         others = [n for n in in_call if n != agent.name]
@@ -182,12 +320,6 @@ class CloudCalls:
             subject=call_id,
             ttl=WORKER_TOKEN_TTL,
         )
-        async with self._store.engine.begin() as conn:
-            await conn.execute(
-                update(CallAgent)
-                .where(CallAgent.call_id == call_id, CallAgent.agent_id == agent_id)
-                .values(claimed_at=datetime.now(UTC))
-            )
         await self._calls.advance(call, "connecting")
         log.info("worker claimed a cloud call", extra={"call_id": call_id, "job_id": job_id})
         ctx = await self._contexts.get(agent)
@@ -231,4 +363,9 @@ class CloudCalls:
             raise Conflict(f"the call has already {call.state}", code="call_finished")
 
     async def aclose(self) -> None:
+        task, self._redispatcher = self._redispatcher, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.livekit.aclose()
