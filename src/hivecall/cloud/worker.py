@@ -31,6 +31,17 @@ from hivecall.settings import Settings
 log = logging.getLogger(__name__)
 
 HEALTH_PORT = 8081  # the worker's health endpoint (livekit-agents' default)
+MAX_JOBS = 10  # agents in calls one worker serves at once; LiveKit offers it no more
+
+
+def job_load(server: AgentServer) -> float:
+    """The worker's load, as LiveKit is told it: its jobs' share of MAX_JOBS (full at 1).
+
+    Not livekit-agents' default, the whole machine's CPU (full at 70 %): the worker shares its
+    machine with the hub, whose coding agents and speech models keep the CPU busy for minutes,
+    and a worker that counts them marks itself full and turns every call away (a job no worker
+    takes is not offered again). A job is a relay between two network peers, light on CPU."""
+    return len(server.active_jobs) / MAX_JOBS
 
 
 class WorkerFailed(HivecallError):
@@ -95,6 +106,8 @@ def build_server(settings: Settings, *, port: int = HEALTH_PORT) -> AgentServer:
         host=settings.host,
         port=port,
         num_idle_processes=1,
+        load_fnc=job_load,
+        load_threshold=1.0,
         preload_modules=[entrypoint.__module__],  # loaded once, in the forkserver
         log_level="DEBUG" if settings.log_level.lower() == "debug" else "INFO",
     )
