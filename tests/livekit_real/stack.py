@@ -72,7 +72,7 @@ from hivecall.speech.models import shared
 from hivecall.speech.stt import RATE as STT_RATE
 from hivecall.speech.stt import pcm16_to_float
 from hivecall.speech.tts import RATE as TTS_RATE
-from hivecall.speech.tts import resample
+from hivecall.speech.tts import STEADY, resample
 from tests.keys import FAKE_OPENAI_KEY
 from tests.live import LiveHub, serve_hub
 from tests.livekit_real.conftest import RealLiveKit
@@ -390,7 +390,7 @@ class Spoken:
 
 def speech_pcm(text: str) -> np.ndarray:
     """`text` spoken by the hub's Piper voice, 48 kHz mono int16, trailing quiet trimmed."""
-    samples = np.frombuffer(shared().synthesizer().pcm(text), dtype=np.int16)
+    samples = np.frombuffer(shared().synthesizer().pcm(text, STEADY), dtype=np.int16)
     loud = np.flatnonzero(np.abs(samples) > AUDIBLE)
     return samples[: int(loud[-1]) + 1] if len(loud) else samples
 

@@ -12,7 +12,7 @@ import numpy as np
 from hivecall.speech.models import shared
 from hivecall.speech.stt import pcm16_to_float
 from hivecall.speech.tts import RATE as TTS_RATE
-from hivecall.speech.tts import resample
+from hivecall.speech.tts import STEADY, resample
 
 RATE = 16000
 
@@ -20,7 +20,7 @@ RATE = 16000
 @functools.cache
 def said(text: str) -> bytes:
     """`text` spoken, as 16 kHz mono 16-bit PCM."""
-    pcm = shared().synthesizer().pcm(text)
+    pcm = shared().synthesizer().pcm(text, STEADY)
     return resample(np.frombuffer(pcm, dtype=np.int16), TTS_RATE, RATE)
 
 

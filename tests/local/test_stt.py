@@ -5,11 +5,14 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 
 from hivecall.speech import stt
 from hivecall.speech.models import shared
 from hivecall.speech.stt import pcm16_to_float
+from hivecall.speech.tts import RATE as TTS_RATE
+from hivecall.speech.tts import resample
 from tests.local.speech import overlap, said, silence, words
 
 SENTENCES = [
@@ -27,6 +30,18 @@ def test_the_short_window_hears_what_the_standard_one_hears(text: str) -> None:
     short = transcriber.transcribe(samples)
     assert words(short) == words(transcriber._standard(samples))
     assert overlap(short, text) >= 0.8
+
+
+@pytest.mark.parametrize("text", ["Stop.", "Yes."])
+def test_single_words_are_heard_in_every_rendering(text: str) -> None:
+    # Piper says a word differently each time; a cut window misread about one "stop" in eight.
+    transcriber = shared().transcriber()
+    synthesizer = shared().synthesizer()
+    heard = []
+    for _ in range(12):
+        pcm = resample(np.frombuffer(synthesizer.pcm(text), dtype=np.int16), TTS_RATE, stt.RATE)
+        heard.append(words(transcriber.transcribe(pcm16_to_float(silence(0.3) + pcm))))
+    assert heard == [words(text)] * 12
 
 
 def test_the_marks_of_a_loop() -> None:

@@ -13,12 +13,15 @@ from typing import Any
 
 import numpy as np
 from av import AudioFrame, AudioResampler
-from piper import PiperVoice
+from piper import PiperVoice, SynthesisConfig
 
 RATE = 48000  # the call track's rate (Opus's native one)
 
 _SENTENCE = re.compile(r"(?<=[.!?…])\s+")
 _CLAUSE = re.compile(r"(?<=[,;:])\s+")
+# Piper says a text a little differently each time (its VITS noise); with no noise the same
+# text is the same audio, which is what a test's caller needs to be the same in every run.
+STEADY = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
 FIRST_CLAUSE_CHARS = 60  # longer first sentences are cut at a comma when they have one
 
 
@@ -41,9 +44,9 @@ class Synthesizer:
     def load(cls, path: Path) -> Synthesizer:
         return cls(PiperVoice.load(str(path)))
 
-    def pcm(self, text: str) -> bytes:
+    def pcm(self, text: str, config: SynthesisConfig | None = None) -> bytes:
         """One clause as 48 kHz mono 16-bit PCM."""
-        chunks = [c.audio_int16_array for c in self._voice.synthesize(text)]
+        chunks = [c.audio_int16_array for c in self._voice.synthesize(text, config)]
         if not chunks:
             return b""
         return resample(np.concatenate(chunks), self.source_rate, RATE)
