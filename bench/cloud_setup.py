@@ -2,7 +2,7 @@
 time.
 
 A real hub (subprocess) whose LiveKit URL points at a real livekit-server (scripts/
-livekit-server.sh, started and stopped here by bench/livekit_server.py), or, only when that
+livekit-server.sh, started and stopped here by tests/livekit_real/server.py), or, only when that
 server cannot be had (no Go to build it), at the LiveKit stand-in from tests/livekit_standin (a
 thread of this process). HIVECALL_BENCH_LIVEKIT=real refuses the fallback, =standin forces it.
 Two kinds of request, alternating in rounds (ABBA) so machine noise falls on both alike:
@@ -38,12 +38,12 @@ import httpx
 from livekit import api
 from livekit.protocol import agent_dispatch, room
 
-import livekit_server
 from harness import BenchError, Hub, Options, Result, Samples, hub, machine, table
 from hivecall.calls.cloud.wire import KIND, JobMeta, room_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.livekit_real import server as livekit_server
 from tests.livekit_standin.server import LiveKitStandin
 
 NAME = "cloud"
@@ -85,21 +85,20 @@ def livekit_target() -> Iterator[Target]:
         raise BenchError(f"{CHOICE_ENV} must be real, standin or unset, not {choice!r}")
     note = f"{CHOICE_ENV}=standin"
     if choice != "standin":
-        try:
-            binary = livekit_server.install()
-        except livekit_server.Unavailable as e:
-            if choice == "real":
-                raise BenchError(f"no real livekit-server ({CHOICE_ENV}=real): {e}") from e
-            note = str(e)
-        else:
-            key, secret = f"APIbench{secrets.token_hex(4)}", secrets.token_urlsafe(32)
+        key, secret = f"APIbench{secrets.token_hex(4)}", secrets.token_urlsafe(32)
+        with contextlib.ExitStack() as stack:
             try:
-                with livekit_server.running(binary, api_key=key, api_secret=secret) as server:
-                    label = f"livekit-server {server.version} (real)"
-                    yield Target(server.url, key, secret, label, "", pid=server.pid)
+                server = stack.enter_context(livekit_server.running(api_key=key, api_secret=secret))
             except livekit_server.StartFailed as e:
                 raise BenchError(str(e)) from e
-            return
+            except livekit_server.Unavailable as e:
+                if choice == "real":
+                    raise BenchError(f"no real livekit-server ({CHOICE_ENV}=real): {e}") from e
+                note = str(e)
+            else:
+                label = f"livekit-server {livekit_server.version(server.binary)} (real)"
+                yield Target(server.url, key, secret, label, "", pid=server.pid)
+                return
     key, secret = "APIbenchHivecall", "lk-bench-secret-hivecall-0123456789abcdefgh"
     with LiveKitStandin(api_key=key, api_secret=secret) as standin:
         yield Target(standin.url, key, secret, "the LiveKit stand-in", note, standin=standin)

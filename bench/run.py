@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import answer_latency
 import bridge_overhead
 import call_setup
 import cloud_setup
@@ -39,6 +40,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     compat_chat.NAME: compat_chat.run,
     call_setup.NAME: call_setup.run,
     cloud_setup.NAME: cloud_setup.run,
+    answer_latency.NAME: answer_latency.run,
     local_speech.NAME: local_speech.run,
     hivemind.NAME: hivemind.run,
     long_turns.NAME: long_turns.run,

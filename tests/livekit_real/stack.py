@@ -75,7 +75,7 @@ from hivecall.speech.tts import RATE as TTS_RATE
 from hivecall.speech.tts import STEADY, resample
 from tests.keys import FAKE_OPENAI_KEY
 from tests.live import LiveHub, serve_hub
-from tests.livekit_real.conftest import RealLiveKit
+from tests.livekit_real.server import RealLiveKit
 from tests.livekit_standin.worker_proc import WorkerProcess
 from tests.standins.realtime import RealtimeSession, RealtimeStandin
 from tests.standins.threaded import free_port
@@ -304,7 +304,9 @@ def _start_worker(
     while "registered worker" not in worker.log():
         if not worker.running or time.monotonic() > deadline:
             worker.stop()
-            pytest.fail(f"hivecall worker did not register with LiveKit:\n{worker.log()[-4000:]}")
+            raise RuntimeError(
+                f"hivecall worker did not register with LiveKit:\n{worker.log()[-4000:]}"
+            )
         time.sleep(0.1)
     return worker, f"http://127.0.0.1:{port}"
 
@@ -321,11 +323,10 @@ def _stop_worker(worker: WorkerProcess) -> None:
     worker.stop(timeout=15)
 
 
-@pytest.fixture(scope="module")
-def cloud_stack_module(
-    livekit_server: RealLiveKit, client_network: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[CloudStack]:
-    tmp = tmp_path_factory.mktemp("cloud-stack")
+@contextlib.contextmanager
+def running_stack(server: RealLiveKit, tmp: Path) -> Iterator[CloudStack]:
+    """The stack on `server` for the block (the hub's home, logs and workspace under `tmp`).
+    LiveKit's clients need a network interface: see server.py's `client_interface`."""
     workspace = tmp / "workspace"
     workspace.mkdir()
     environ = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "LANG": "C.UTF-8"}
@@ -338,9 +339,9 @@ def cloud_stack_module(
             workspace=workspace,
             openai_base_url=realtime.base_url,
             cloud_calls=True,
-            livekit_url=livekit_server.url,
-            livekit_api_key=livekit_server.api_key,
-            livekit_api_secret=livekit_server.api_secret,
+            livekit_url=server.url,
+            livekit_api_key=server.api_key,
+            livekit_api_secret=server.api_secret,
             turn_timeout=30.0,
         ) as hub,
     ):
@@ -354,13 +355,21 @@ def cloud_stack_module(
             )
             assert r.status_code == 201, r.text
             agents[name] = r.json()["agent"]["id"]
-        worker, health = _start_worker(tmp, livekit_server, hub, realtime)
+        worker, health = _start_worker(tmp, server, hub, realtime)
         try:
-            yield CloudStack(livekit_server, hub, realtime, worker, health, workspace, agents)
+            yield CloudStack(server, hub, realtime, worker, health, workspace, agents)
         finally:
             _stop_worker(worker)
             if os.environ.get("HIVECALL_TEST_SHOW_WORKER_LOG") == "1":
                 print(worker.log()[-20000:])
+
+
+@pytest.fixture(scope="module")
+def cloud_stack_module(
+    livekit_server: RealLiveKit, client_network: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CloudStack]:
+    with running_stack(livekit_server, tmp_path_factory.mktemp("cloud-stack")) as stack:
+        yield stack
 
 
 @pytest.fixture

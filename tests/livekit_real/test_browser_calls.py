@@ -51,7 +51,8 @@ from tests.livekit_real.browser_audio import (
     wait_for_quiet,
     wait_for_sound,
 )
-from tests.livekit_real.conftest import TIMINGS, RealLiveKit
+from tests.livekit_real.conftest import TIMINGS
+from tests.livekit_real.server import RealLiveKit
 from tests.livekit_real.stack import (  # noqa: F401  (fixtures used by name)
     ANSWERS,
     CloudStack,

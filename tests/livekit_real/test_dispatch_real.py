@@ -34,7 +34,7 @@ from hivecall.calls.cloud.wire import JobMeta
 from hivecall.settings import Settings
 from tests.keys import FAKE_OPENAI_KEY
 from tests.live import LiveHub, serve_hub
-from tests.livekit_real.conftest import RealLiveKit
+from tests.livekit_real.server import RealLiveKit
 from tests.livekit_standin.worker_proc import WorkerProcess
 from tests.standins.realtime import RealtimeStandin
 from tests.standins.threaded import free_port

@@ -20,7 +20,8 @@ from livekit.protocol import room as room_pb
 from starlette.applications import Starlette
 
 from hivecall.hub import Hub
-from tests.livekit_real.conftest import JoinRoom, RealLiveKit
+from tests.livekit_real.conftest import JoinRoom
+from tests.livekit_real.server import RealLiveKit
 
 RATE = 48_000
 TONE_HZ = 440.0
