@@ -112,6 +112,10 @@ def visible_to(call: Call, who: Principal) -> bool:
     return who.kind == WORKER and who.subject == call.id
 
 
+def new_call_id() -> str:
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
 class Calls:
     def __init__(self, *, store: Store) -> None:
         self._store = store
@@ -136,10 +140,11 @@ class Calls:
         agent_id: str,
         mode: str,
         who: Principal,
+        call_id: str | None = None,
     ) -> Call:
         now = datetime.now(UTC)
         row = {
-            "id": f"call_{uuid.uuid4().hex[:24]}",
+            "id": call_id or new_call_id(),
             "agent_id": agent_id,
             "mode": mode,
             "state": "ringing",

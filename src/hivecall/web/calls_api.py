@@ -28,7 +28,7 @@ from hivecall.calls.events import (
 )
 from hivecall.calls.local import MAX_OFFER_BYTES, Tuning
 from hivecall.calls.modes import all_modes, resolve
-from hivecall.calls.records import line_view
+from hivecall.calls.records import line_view, new_call_id
 from hivecall.calls.state import FROM, reached
 from hivecall.errors import BadRequest, Conflict, HivecallError, PayloadTooLarge
 from hivecall.http_api import authed, hub_of, limit_of, ok, read_json
@@ -136,9 +136,18 @@ async def _start_local(hub: Hub, who: Principal, agent: AgentRecord) -> dict[str
 
 async def _start_cloud(hub: Hub, who: Principal, agent: AgentRecord) -> dict[str, Any]:
     """A cloud call: the record, the LiveKit room with the agent dispatched into it, and the
-    caller's join token. If LiveKit refuses, the call is recorded as failed with the reason."""
-    call = await hub.calls.create(agent_id=agent.id, mode="cloud", who=who)
+    caller's join token. If LiveKit refuses, the call is recorded as failed with the reason.
+    The record is written while LiveKit makes the room; the agent's row needs both."""
+    call_id = new_call_id()
+    room = asyncio.create_task(hub.cloud.open_room(hub.settings, call_id))
     try:
+        call = await hub.calls.create(agent_id=agent.id, mode="cloud", who=who, call_id=call_id)
+    except BaseException:
+        if await _succeeded(room):  # a room no call will use
+            await hub.cloud.discard_room(hub.settings, call_id)
+        raise
+    try:
+        await room
         token = await hub.cloud.start(hub.settings, call=call, agent=agent, who=who)
     except HivecallError as e:
         await hub.calls.advance(call, "failed", error=(e.code, e.message))
@@ -146,6 +155,15 @@ async def _start_cloud(hub: Hub, who: Principal, agent: AgentRecord) -> dict[str
     out = CallView(call, hub.bridge.view(agent)).public()
     out["livekit"] = token.public()
     return out
+
+
+async def _succeeded(task: asyncio.Task[None]) -> bool:
+    """Wait for `task`; whether it ended without an error."""
+    try:
+        await task
+    except Exception:
+        return False
+    return True
 
 
 async def local_offer(request: Request) -> Response:

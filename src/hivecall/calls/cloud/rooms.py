@@ -24,7 +24,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hivecall.agents.context import ContextCache
@@ -105,20 +105,28 @@ class CloudCalls:
         self._redispatcher: asyncio.Task[None] | None = None
         self._poked = False
 
+    async def open_room(self, settings: Settings, call_id: str) -> None:
+        """Create the call's room (before its record exists: the two can be made at once)."""
+        await self.livekit.create_room(settings, room_name(call_id), call_id=call_id)
+
     async def start(
         self, settings: Settings, *, call: Call, agent: AgentRecord, who: Principal
     ) -> JoinToken:
-        """Create the call's room, dispatch its first agent, and mint the caller's token."""
-        name = room_name(call.id)
-        await self.livekit.create_room(settings, name, call_id=call.id)
+        """Dispatch the first agent into the call's room (`open_room`) and mint the caller's
+        token. If no agent can be dispatched, the room is deleted."""
         try:
-            await self._dispatch(settings, call, agent, voice=settings.realtime_voice)
+            await self._dispatch(settings, call, agent, voice=settings.realtime_voice, position=0)
         except HivecallError:
             # No agent will come: close the room now rather than leave it to the empty timeout.
-            with contextlib.suppress(HivecallError):
-                await self.livekit.delete_room(settings, name)
+            await self.discard_room(settings, call.id)
             raise
+        name = room_name(call.id)
         return join_token(settings, room=name, identity=human_identity(who), name=human_name(who))
+
+    async def discard_room(self, settings: Settings, call_id: str) -> None:
+        """Delete a room no call will use (best effort: its empty timeout closes it anyway)."""
+        with contextlib.suppress(HivecallError):
+            await self.livekit.delete_room(settings, room_name(call_id))
 
     async def join(self, settings: Settings, call: Call, *, identity: str, name: str) -> JoinToken:
         self.check_open(call)
@@ -134,21 +142,18 @@ class CloudCalls:
             raise Conflict("the call's room is full", code="call_full")
         used = {a.voice for a in present}
         voice = next((v for v in VOICES if v not in used), VOICES[len(present) % len(VOICES)])
-        return await self._dispatch(settings, call, agent, voice=voice)
+        return await self._dispatch(settings, call, agent, voice=voice, position=len(present))
 
     async def _dispatch(
-        self, settings: Settings, call: Call, agent: AgentRecord, *, voice: str
+        self, settings: Settings, call: Call, agent: AgentRecord, *, voice: str, position: int
     ) -> CallAgent:
         # The row goes first: a worker that claims the moment LiveKit hands it the job must
         # find it. The primary key (call, agent) makes a racing second add a conflict.
-        async with self._store.session() as s:
-            position = await s.scalar(
-                select(func.count()).select_from(CallAgent).where(CallAgent.call_id == call.id)
-            )
+        # `position` is the caller's count of the agents already in (0 for a new call).
         row = {
             "call_id": call.id,
             "agent_id": agent.id,
-            "position": position or 0,
+            "position": position,
             "voice": voice,
             "dispatch_id": "",
             "added_at": datetime.now(UTC),
