@@ -97,12 +97,13 @@ async def test_keepalives_keep_a_quiet_stream_open_and_a_silent_one_is_reopened(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The agent is quiet for 0.8 s between lines; the follower gives up on a stream silent
-    for 0.4 s. With the hub's keep-alive comments every 0.05 s it never has to."""
-    await add_command_agent(owner, "worker", "work:3:0.8", tmp_path / "runs.jsonl")
+    """The agent is quiet for 1.2 s between lines; the follower gives up on a stream silent
+    for 0.6 s. With the hub's keep-alive comments every 0.05 s it never has to (a loaded
+    machine may stall the hub's thread for a few tenths of a second: hence the margins)."""
+    await add_command_agent(owner, "worker", "work:3:1.2", tmp_path / "runs.jsonl")
     monkeypatch.setattr(turns_api, "KEEPALIVE_S", 0.05)
     wire = Wire()
-    async with worker_hub(live_hub, wire, follow_idle=0.4) as hub:
+    async with worker_hub(live_hub, wire, follow_idle=0.6) as hub:
         await claimed(owner, hub, "worker")
         answer = await hub.ask("check the parts", tool_call_id="call_quiet_1")
         assert answer.running

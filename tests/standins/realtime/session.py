@@ -27,7 +27,7 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar
 
 from tests.standins.realtime import voice as voice_io
@@ -49,6 +49,11 @@ Send = Callable[[str], Awaitable[None]]
 
 def words(text: str) -> list[str]:
     return re.findall(r"\S+\s*|\s+", text) or [text]
+
+
+def sentences(text: str) -> list[str]:
+    """`text` cut after each sentence's end, whitespace kept: the parts join back to `text`."""
+    return re.findall(r"[^.!?]*[.!?]+\s*|[^.!?]+$", text) or [text]
 
 
 def chunks(text: str, size: int = 12) -> list[str]:
@@ -687,6 +692,42 @@ class RealtimeSession:
         previous, self._last_item = self._last_item, item["id"]
         return previous
 
+    async def _step(
+        self, at: dict[str, Any], piece: str, sound: list[bytes], *, text_only: bool
+    ) -> None:
+        """One step of a spoken message: its audio chunks, then its transcript delta."""
+        if text_only:
+            await self.emit({"type": "response.output_text.delta", **at, "delta": piece})
+            return
+        for chunk in sound:
+            self.spoken_audio_bytes += len(chunk)
+            delta = base64.b64encode(chunk).decode()
+            await self.emit({"type": "response.output_audio.delta", **at, "delta": delta})
+        if not self.webrtc and not self.speaks:  # the audio comes as events here too
+            await self.emit({"type": "response.output_audio.delta", **at, "delta": SILENCE})
+        if piece:
+            await self.emit(
+                {"type": "response.output_audio_transcript.delta", **at, "delta": piece}
+            )
+
+    async def _voiced(self, text: str, *, speaks: bool) -> AsyncIterator[tuple[str, bytes]]:
+        """(sentence, its Piper audio) in order, the next one made while this one is sent: a
+        model streams its speech, so the first audio leaves after one sentence's synthesis,
+        not the whole answer's. Without speech, the whole text with no audio."""
+        if not speaks:
+            yield text, b""
+            return
+        parts = sentences(text)
+        pending = asyncio.ensure_future(voice_io.synthesize(parts[0]))
+        try:
+            for index, sentence in enumerate(parts):
+                audio = await pending
+                if index + 1 < len(parts):
+                    pending = asyncio.ensure_future(voice_io.synthesize(parts[index + 1]))
+                yield sentence, audio
+        finally:
+            pending.cancel()
+
     async def _speak(
         self, speech: Speech, response_id: str, index: int, *, text_only: bool
     ) -> dict[str, Any]:
@@ -721,22 +762,12 @@ class RealtimeSession:
         )
         if self.voice is not None:
             self.voice.speaking = True
-        audio = await voice_io.synthesize(text) if self.speaks and not text_only else b""
-        for piece, sound in interleave(words(text), voice_io.audio_chunks(audio)):
-            await self._gap()
-            if text_only:
-                await self.emit({"type": "response.output_text.delta", **at, "delta": piece})
-                continue
-            for chunk in sound:
-                self.spoken_audio_bytes += len(chunk)
-                delta = base64.b64encode(chunk).decode()
-                await self.emit({"type": "response.output_audio.delta", **at, "delta": delta})
-            if not self.webrtc and not self.speaks:  # the audio comes as events here too
-                await self.emit({"type": "response.output_audio.delta", **at, "delta": SILENCE})
-            if piece:
-                await self.emit(
-                    {"type": "response.output_audio_transcript.delta", **at, "delta": piece}
-                )
+        voiced = self._voiced(text, speaks=self.speaks and not text_only)
+        async with contextlib.aclosing(voiced):  # a cancel mid-answer drops the next sentence
+            async for sentence, audio in voiced:
+                for piece, sound in interleave(words(sentence), voice_io.audio_chunks(audio)):
+                    await self._gap()
+                    await self._step(at, piece, sound, text_only=text_only)
         if self.voice is not None:
             self.voice.speaking = False
         if text_only:
