@@ -13,10 +13,9 @@ call to the hub, the runtime, the spoken answer back through LiveKit.
 Each round is one call: started through `POST /api/calls`, a `livekit.rtc` participant joins
 (libwebrtc, as in Chromium), waits for the worker's greeting to end, asks, and times the answer;
 the answer must be heard (Whisper) as the runtime's words, or the run fails. Then the host ends
-the call and the next round waits until the worker's job is gone. One untimed call comes first (the first one loads the speech
-models). It needs no network
-namespace, but inside scripts/with-netns.sh (as root) it adds the interface LiveKit's clients
-need, as the tests do.
+the call and the next round waits until the worker's job is gone. One untimed call comes first
+(the first hearing loads the speech models). It needs no network namespace, but inside
+scripts/with-netns.sh (as root) it adds the interface LiveKit's clients need, as the tests do.
 """
 
 from __future__ import annotations
