@@ -16,6 +16,7 @@ from livekit.protocol import agent_dispatch, models
 from sqlalchemy import update
 from starlette.applications import Starlette
 
+from hivecall.errors import HivecallError
 from hivecall.hub import Hub
 from hivecall.settings import Settings
 from hivecall.store.models import CallInvite
@@ -177,6 +178,25 @@ async def test_a_failed_dispatch_closes_the_room_it_made(
     assert failed["state"] == "failed"
     assert f"hivecall-{failed['id']}" not in livekit.rooms
     assert [m.method for m in livekit.requests] == ["CreateRoom", "CreateDispatch", "DeleteRoom"]
+
+
+async def test_a_record_that_cannot_be_written_leaves_no_room(
+    app: Starlette,
+    client: httpx.AsyncClient,
+    livekit: LiveKitStandin,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The record is written while LiveKit makes the room: if the record fails, the room goes.
+    async def broken(**_: Any) -> None:
+        raise HivecallError("the store is read-only", code="store_unavailable", status=503)
+
+    monkeypatch.setattr(hub_of(app).calls, "create", broken)
+    r = await client.post("/api/calls", json={"agent_id": "echo", "mode": "cloud"})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "store_unavailable"
+    assert [m.method for m in livekit.requests] == ["CreateRoom", "DeleteRoom"]
+    assert not [name for name in livekit.rooms if name.startswith("hivecall-")]
+    monkeypatch.undo()
+    assert (await client.get("/api/calls")).json()["calls"] == []
 
 
 async def test_a_wrong_secret_is_refused_without_saying_the_secret(
