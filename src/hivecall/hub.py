@@ -12,7 +12,7 @@ from hivecall.agents.context import ContextCache
 from hivecall.agents.records import AgentCreate, Agents
 from hivecall.auth import Tokens
 from hivecall.bridge import Bridge
-from hivecall.calls import Calls, Failed, Sweeper
+from hivecall.calls import Calls, Failed, Sweeper, modes
 from hivecall.calls.cloud.invites import Invites
 from hivecall.calls.cloud.rooms import CloudCalls
 from hivecall.pairing import Pairing
@@ -114,6 +114,8 @@ class Hub:
         await self.calls.recover()
         await self.sweeper.sweep()
         self.sweeper.start()
+        if modes.cloud(self.settings).available:
+            self.cloud.resume(self.settings)
         await self.seed_agents(workspace=workspace)
 
     async def stop_media(self, failed: Failed) -> None:

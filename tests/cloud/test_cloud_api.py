@@ -4,9 +4,11 @@ the worker's claim and what its token may do. LiveKit is the stand-in, driven by
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,11 +18,12 @@ from livekit.protocol import agent_dispatch, models
 from sqlalchemy import update
 from starlette.applications import Starlette
 
+from hivecall.app import create_app
 from hivecall.errors import HivecallError
 from hivecall.hub import Hub
 from hivecall.settings import Settings
 from hivecall.store.models import CallInvite
-from tests.conftest import OWNER
+from tests.conftest import OWNER, owner_client
 from tests.keys import FAKE_OPENAI_KEY, LIVEKIT_API_KEY, LIVEKIT_API_SECRET
 from tests.livekit_standin.server import LiveKitStandin
 
@@ -468,3 +471,28 @@ async def test_bad_invites_change_nothing(client: httpx.AsyncClient, body: dict[
     r = await client.post(f"/api/calls/{call['id']}/invites", json=body)
     assert r.status_code == 400
     assert (await client.get(f"/api/calls/{call['id']}/invites")).json()["invites"] == []
+
+
+async def test_a_restarted_hub_dispatches_again_the_agents_no_worker_took(
+    settings: Settings, environ: dict[str, str], workspace: Path, livekit: LiveKitStandin
+) -> None:
+    """livekit-server drops a dispatch no worker was registered to take: the hub dispatches
+    again while the call rings, and a hub started again goes on doing so."""
+    first = create_app(settings, environ=environ, workspace=workspace)
+    async with first.router.lifespan_context(first), owner_client(first) as client:
+        call = await start(client)
+    room = call["livekit"]["room"]
+    assert len(dispatches_in(livekit, room)) == 1  # stopped before any redispatch
+
+    again = create_app(settings, environ=environ, workspace=workspace)
+    async with again.router.lifespan_context(again):
+        hub_of(again).cloud.redispatch_after = 0.2
+        deadline = asyncio.get_running_loop().time() + 10
+        while len(dispatches_in(livekit, room)) < 2:
+            assert asyncio.get_running_loop().time() < deadline, "not dispatched again"
+            await asyncio.sleep(0.05)
+        async with owner_client(again) as client:
+            shown = (await client.get(f"/api/calls/{call['id']}")).json()
+        assert shown["call"]["state"] == "ringing"
+        phases = [ln["text"] for ln in shown["lines"] if ln["kind"] == "phase"]
+        assert phases == ["waiting for `hivecall worker` to take echo"]

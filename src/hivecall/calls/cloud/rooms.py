@@ -12,7 +12,8 @@ registered for the agent name stays listed, job-less, even after a worker regist
 on v1.13.5). So a call started before `hivecall worker` is up would ring until the sweeper fails
 it. Instead, an agent nobody claimed REDISPATCH_AFTER_S after its dispatch is dispatched again,
 until a worker claims it or the call's connect timeout passes (`redispatch`, run every second
-by a task that lives while some agent waits).
+by a task that lives while some agent waits, and at the hub's start for the agents a stopped
+hub left waiting).
 """
 
 from __future__ import annotations
@@ -185,6 +186,11 @@ class CloudCalls:
             )
 
     # -- redispatch: a worker that registers during the ring still gets the call -------------
+
+    def resume(self, settings: Settings) -> None:
+        """At start: go on dispatching the agents a stopped hub left waiting (the pass finds
+        them in the store, and ends at once when there are none)."""
+        self._watch(settings)
 
     def _watch(self, settings: Settings) -> None:
         """Make sure the redispatch task runs (it ends when no agent waits)."""
