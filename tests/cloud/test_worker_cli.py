@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 
 import httpx
@@ -33,22 +32,12 @@ from tests.keys import (
     REPLACEMENT_OPENAI_KEY,
 )
 from tests.live import LiveHub
+from tests.livekit_standin import worker_proc
 from tests.livekit_standin.server import LiveKitStandin
 from tests.livekit_standin.worker_proc import WorkerProcess
 from tests.standins.realtime import RealtimeStandin
 
-UNSET = {
-    name: None
-    for name in (
-        "LIVEKIT_URL",
-        "LIVEKIT_API_KEY",
-        "LIVEKIT_API_SECRET",
-        "OPENAI_API_KEY",
-        "OPENAI_REALTIME_KEY",
-        "HIVECALL_CONFIG",
-        "HIVECALL_DATABASE_URL",
-    )
-}
+UNSET = {name: None for name in worker_proc.UNSET}  # for CliRunner: None unsets
 LIVEKIT_ENV = {
     "LIVEKIT_URL": "ws://127.0.0.1:9",
     "LIVEKIT_API_KEY": LIVEKIT_API_KEY,
@@ -138,19 +127,13 @@ async def test_the_worker_takes_the_hubs_dispatch_as_its_agent_and_claims_it(
     job from the hub (call: connecting), and, as there is no SFU to join here, reports the call
     failed. SIGTERM stops it cleanly."""
     log = tmp_path / "worker.log"
-    process = WorkerProcess(
-        [sys.executable, "-m", "hivecall", "worker", "--health-port", "0"],
-        env={
-            **{k: "" for k in UNSET},
-            "HIVECALL_HOME": str(tmp_path / "worker-home"),
-            "LIVEKIT_URL": livekit.ws_url,
-            "LIVEKIT_API_KEY": LIVEKIT_API_KEY,
-            "LIVEKIT_API_SECRET": LIVEKIT_API_SECRET,
-            "OPENAI_API_KEY": FAKE_OPENAI_KEY,
-            "HIVECALL_OPENAI_BASE_URL": realtime.base_url,
-            "HIVECALL_WORKER_HUB_URL": live_hub.url,
-            "HIVECALL_LOG_LEVEL": "info",
-        },
+    process = WorkerProcess.hivecall_worker(
+        livekit_url=livekit.ws_url,
+        api_key=LIVEKIT_API_KEY,
+        api_secret=LIVEKIT_API_SECRET,
+        openai_base_url=realtime.base_url,
+        hub_url=live_hub.url,
+        home=tmp_path / "worker-home",
         log=log,
     )
     with process:

@@ -53,8 +53,6 @@ import inspect
 import logging
 import os
 import shlex
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -96,18 +94,6 @@ ANSWERS = {
     "robert": "Robert here. The nightly backup finished without errors.",
 }
 INSTANT = tuple(ANSWERS)
-
-# The environment the worker must not inherit from whoever runs the tests.
-UNSET = (
-    "LIVEKIT_URL",
-    "LIVEKIT_API_KEY",
-    "LIVEKIT_API_SECRET",
-    "OPENAI_API_KEY",
-    "OPENAI_REALTIME_KEY",
-    "HIVECALL_CONFIG",
-    "HIVECALL_DATABASE_URL",
-)
-
 
 # -- waiting ---------------------------------------------------------------------------------
 
@@ -282,26 +268,20 @@ def _start_worker(
 ) -> tuple[WorkerProcess, str]:
     """`hivecall worker` in a subprocess, returned once LiveKit registered it."""
     port = free_port()
-    worker = WorkerProcess(
-        [sys.executable, "-m", "hivecall", "worker", "--health-port", str(port)],
-        env={
-            **{k: "" for k in UNSET},
-            "HIVECALL_HOME": str(tmp / "worker-home"),
-            "HIVECALL_HOST": "127.0.0.1",
-            "LIVEKIT_URL": server.ws_url,
-            "LIVEKIT_API_KEY": server.api_key,
-            "LIVEKIT_API_SECRET": server.api_secret,
-            "OPENAI_API_KEY": FAKE_OPENAI_KEY,
-            "HIVECALL_OPENAI_BASE_URL": realtime.base_url,
-            "HIVECALL_WORKER_HUB_URL": hub.url,
-            "HIVECALL_WORKER_WAIT_FOR_HUMAN": str(WAIT_FOR_HUMAN),
-            "HIVECALL_LOG_LEVEL": "info",
-        },
+    worker = WorkerProcess.hivecall_worker(
+        livekit_url=server.ws_url,
+        api_key=server.api_key,
+        api_secret=server.api_secret,
+        openai_base_url=realtime.base_url,
+        hub_url=hub.url,
+        home=tmp / "worker-home",
         log=tmp / "worker.log",
+        health_port=port,
+        env={"HIVECALL_WORKER_WAIT_FOR_HUMAN": str(WAIT_FOR_HUMAN)},
     )
     worker.start()
     deadline = time.monotonic() + WORKER_START_TIMEOUT
-    while "registered worker" not in worker.log():
+    while not worker.registered:
         if not worker.running or time.monotonic() > deadline:
             worker.stop()
             raise RuntimeError(
@@ -309,18 +289,6 @@ def _start_worker(
             )
         time.sleep(0.1)
     return worker, f"http://127.0.0.1:{port}"
-
-
-def _stop_worker(worker: WorkerProcess) -> None:
-    """SIGTERM twice (the first drains: running calls may finish; the second stops them)."""
-    process = worker.process
-    if process is not None and process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(3)
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    worker.stop(timeout=15)
 
 
 @contextlib.contextmanager
@@ -359,7 +327,7 @@ def running_stack(server: RealLiveKit, tmp: Path) -> Iterator[CloudStack]:
         try:
             yield CloudStack(server, hub, realtime, worker, health, workspace, agents)
         finally:
-            _stop_worker(worker)
+            worker.drain()
             if os.environ.get("HIVECALL_TEST_SHOW_WORKER_LOG") == "1":
                 print(worker.log()[-20000:])
 

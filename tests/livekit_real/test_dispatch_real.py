@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -46,15 +44,6 @@ WORKER_START_TIMEOUT = 90.0  # importing livekit-agents and registering, on a lo
 # machine (the default, 30 s, is what users get; the tests are about the redispatch, not it).
 RING = 150.0
 CLAIMED = "claimed a cloud call job"  # the worker's log line for a claim the hub accepted
-UNSET = (
-    "LIVEKIT_URL",
-    "LIVEKIT_API_KEY",
-    "LIVEKIT_API_SECRET",
-    "OPENAI_API_KEY",
-    "OPENAI_REALTIME_KEY",
-    "HIVECALL_CONFIG",
-    "HIVECALL_DATABASE_URL",
-)
 
 
 async def wait_for(what: str, probe: Callable[[], Awaitable[T | None]], timeout: float) -> T:
@@ -101,22 +90,16 @@ class Worker:
     def __init__(
         self, tmp: Path, server: RealLiveKit, live: LiveHub, realtime: RealtimeStandin
     ) -> None:
-        self.process = WorkerProcess(
-            [sys.executable, "-m", "hivecall", "worker", "--health-port", str(free_port())],
-            env={
-                **{k: "" for k in UNSET},
-                "HIVECALL_HOME": str(tmp / "worker-home"),
-                "HIVECALL_HOST": "127.0.0.1",
-                "LIVEKIT_URL": server.ws_url,
-                "LIVEKIT_API_KEY": server.api_key,
-                "LIVEKIT_API_SECRET": server.api_secret,
-                "OPENAI_API_KEY": FAKE_OPENAI_KEY,
-                "HIVECALL_OPENAI_BASE_URL": realtime.base_url,
-                "HIVECALL_WORKER_HUB_URL": live.url,
-                "HIVECALL_WORKER_WAIT_FOR_HUMAN": "60",
-                "HIVECALL_LOG_LEVEL": "info",
-            },
+        self.process = WorkerProcess.hivecall_worker(
+            livekit_url=server.ws_url,
+            api_key=server.api_key,
+            api_secret=server.api_secret,
+            openai_base_url=realtime.base_url,
+            hub_url=live.url,
+            home=tmp / "worker-home",
             log=tmp / "worker.log",
+            health_port=free_port(),
+            env={"HIVECALL_WORKER_WAIT_FOR_HUMAN": "60"},
         )
 
     def log(self) -> str:
@@ -128,20 +111,12 @@ class Worker:
 
         async def registered() -> bool:
             assert self.process.running, f"hivecall worker exited:\n{self.log()[-4000:]}"
-            return "registered worker" in self.log()
+            return self.process.registered
 
         await wait_for("hivecall worker to register", registered, WORKER_START_TIMEOUT)
 
     def stop(self) -> None:
-        """SIGTERM twice (the first drains the jobs, the second stops them), then SIGKILL."""
-        process = self.process.process
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(3)
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        self.process.stop(timeout=15)
+        self.process.drain()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ own process keeps that forkserver, its signal handlers and its threads out of th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,12 +19,24 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from tests.keys import FAKE_OPENAI_KEY
 from tests.livekit_standin.agent_app import AGENT_NAME_ENV, REPORT_ENV
 
 if TYPE_CHECKING:
     from tests.livekit_standin.server import LiveKitStandin
 
 REPO = Path(__file__).resolve().parents[2]
+# What a `hivecall worker` under test must not inherit from whoever runs the tests.
+UNSET = (
+    "LIVEKIT_URL",
+    "LIVEKIT_API_KEY",
+    "LIVEKIT_API_SECRET",
+    "OPENAI_API_KEY",
+    "OPENAI_REALTIME_KEY",
+    "HIVECALL_CONFIG",
+    "HIVECALL_DATABASE_URL",
+)
+REGISTERED = "registered worker"  # livekit-agents' log line once LiveKit registered it
 
 
 class WorkerProcess:
@@ -50,6 +63,40 @@ class WorkerProcess:
                 "LIVEKIT_API_SECRET": standin.api_secret,
                 AGENT_NAME_ENV: agent_name,
                 REPORT_ENV: str(report),
+            },
+            log=log,
+        )
+
+    @classmethod
+    def hivecall_worker(
+        cls,
+        *,
+        livekit_url: str,
+        api_key: str,
+        api_secret: str,
+        openai_base_url: str,
+        hub_url: str,
+        home: Path,
+        log: Path,
+        health_port: int = 0,
+        env: Mapping[str, str] | None = None,
+    ) -> WorkerProcess:
+        """The real `hivecall worker` CLI, with these settings and none of the runner's own
+        (`env` adds or overrides variables)."""
+        return cls(
+            [sys.executable, "-m", "hivecall", "worker", "--health-port", str(health_port)],
+            env={
+                **{k: "" for k in UNSET},
+                "HIVECALL_HOME": str(home),
+                "HIVECALL_HOST": "127.0.0.1",
+                "LIVEKIT_URL": livekit_url,
+                "LIVEKIT_API_KEY": api_key,
+                "LIVEKIT_API_SECRET": api_secret,
+                "OPENAI_API_KEY": FAKE_OPENAI_KEY,
+                "HIVECALL_OPENAI_BASE_URL": openai_base_url,
+                "HIVECALL_WORKER_HUB_URL": hub_url,
+                "HIVECALL_LOG_LEVEL": "info",
+                **(env or {}),
             },
             log=log,
         )
@@ -88,8 +135,23 @@ class WorkerProcess:
             self._log_file = None
         return code
 
+    def drain(self, timeout: float = 15.0) -> None:
+        """SIGTERM twice (the first drains: running calls may finish; the second stops them),
+        then as `stop`."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(3)
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+        self.stop(timeout=timeout)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    @property
+    def registered(self) -> bool:
+        return REGISTERED in self.log()
 
     def __enter__(self) -> WorkerProcess:
         return self.start()
