@@ -70,11 +70,12 @@ from hivecall.speech.models import shared
 from hivecall.speech.stt import RATE as STT_RATE
 from hivecall.speech.stt import pcm16_to_float
 from hivecall.speech.tts import RATE as TTS_RATE
-from hivecall.speech.tts import STEADY, resample
+from hivecall.speech.tts import resample
 from tests.keys import FAKE_OPENAI_KEY
 from tests.live import LiveHub, serve_hub
 from tests.livekit_real.server import RealLiveKit
 from tests.livekit_standin.worker_proc import WorkerProcess
+from tests.local.speech import STEADY
 from tests.standins.realtime import RealtimeSession, RealtimeStandin
 from tests.standins.threaded import free_port
 

@@ -52,7 +52,8 @@ def _speech_models() -> None:
 def said(text: str) -> bytes:
     """`text` spoken by the hub's Piper voice, as 24 kHz pcm16 (what a client appends)."""
     from hivecall.speech.tts import RATE as TTS_RATE
-    from hivecall.speech.tts import STEADY, resample
+    from hivecall.speech.tts import resample
+    from tests.local.speech import STEADY
 
     pcm = models.shared().synthesizer().pcm(text, STEADY)
     return resample(np.frombuffer(pcm, dtype=np.int16), TTS_RATE, RATE)

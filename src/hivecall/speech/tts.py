@@ -19,9 +19,6 @@ RATE = 48000  # the call track's rate (Opus's native one)
 
 _SENTENCE = re.compile(r"(?<=[.!?…])\s+")
 _CLAUSE = re.compile(r"(?<=[,;:])\s+")
-# Piper says a text a little differently each time (its VITS noise); with no noise the same
-# text is the same audio, which is what a test's caller needs to be the same in every run.
-STEADY = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
 FIRST_CLAUSE_CHARS = 60  # longer first sentences are cut at a comma when they have one
 
 
@@ -45,7 +42,7 @@ class Synthesizer:
         return cls(PiperVoice.load(str(path)))
 
     def pcm(self, text: str, config: SynthesisConfig | None = None) -> bytes:
-        """One clause as 48 kHz mono 16-bit PCM."""
+        """One clause as 48 kHz mono 16-bit PCM (`config`: Piper's, e.g. its noise scales)."""
         chunks = [c.audio_int16_array for c in self._voice.synthesize(text, config)]
         if not chunks:
             return b""
