@@ -67,19 +67,32 @@ async def add_agent(
     return agent
 
 
-async def events(client: httpx.AsyncClient, turn_id: str) -> list[tuple[str, dict[str, Any]]]:
-    """Every event of a turn's stream, until `done`."""
-    out: list[tuple[str, dict[str, Any]]] = []
-    async with client.stream("GET", f"/api/turns/{turn_id}/events") as r:
+async def framed(
+    client: httpx.AsyncClient, turn_id: str, *, after: str | None = None
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every event of a turn's stream until `done`, as (id, kind, data); `after` is sent as
+    Last-Event-ID."""
+    out: list[tuple[str, str, dict[str, Any]]] = []
+    headers = {"last-event-id": after} if after is not None else {}
+    async with client.stream("GET", f"/api/turns/{turn_id}/events", headers=headers) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
-        kind = ""
+        event_id, kind = "", ""
         async for line in r.aiter_lines():
-            if line.startswith("event: "):
+            if line.startswith("id: "):
+                event_id = line.removeprefix("id: ")
+            elif line.startswith("event: "):
                 kind = line.removeprefix("event: ")
             elif line.startswith("data: "):
-                out.append((kind, json.loads(line.removeprefix("data: "))))
+                out.append((event_id, kind, json.loads(line.removeprefix("data: "))))
     return out
+
+
+async def events(
+    client: httpx.AsyncClient, turn_id: str, *, after: str | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """Every event of a turn's stream, until `done`."""
+    return [(kind, data) for _, kind, data in await framed(client, turn_id, after=after)]
 
 
 def story(got: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], str, dict[str, Any]]:
@@ -108,7 +121,8 @@ async def test_a_long_turn_answers_started_then_its_events_carry_the_work(
     # Longer than voice_ack_s (0.5 s): the tool call answers at once that the agent is on it.
     assert body["ok"] is True and body["status"] == "running", body
     assert "worker" in body["text"] and "working" in body["text"]
-    got = await events(client, body["turn_id"])
+    seen = await framed(client, body["turn_id"])
+    got = [(kind, data) for _, kind, data in seen]
     kinds = [k for k, _ in got]
     assert kinds[-1] == "done" and kinds.count("done") == 1
     lines = [d["text"] for k, d in got if k == "progress"]
@@ -120,12 +134,15 @@ async def test_a_long_turn_answers_started_then_its_events_carry_the_work(
     answer = "".join(d["text"] for k, d in got if k == "delta")
     assert "All 4 parts are fine: check everything" in answer
 
-    # A subscriber that comes just after the end gets the very same events (so a follower
-    # that reconnects can skip what it has by position)…
-    assert await events(client, body["turn_id"]) == got
-    # …and one that comes much later, the same story from the store.
-    hub_of(client._transport.app).bridge._ended.clear()  # type: ignore[attr-defined]
-    assert story(await events(client, body["turn_id"])) == story(got)
+    # A subscriber that comes after the end gets the same story from the store, which keeps
+    # the answer as one delta after all the progress…
+    replay = await events(client, body["turn_id"])
+    assert story(replay) == story(got) and [k for k, _ in replay] != kinds
+    # …and a follower whose stream dropped after any event, reopening it with that event's id,
+    # gets the rest of the story from the store and nothing twice.
+    for i, (event_id, _, _) in enumerate(seen[:-1]):
+        rest = await events(client, body["turn_id"], after=event_id)
+        assert story(got[: i + 1] + rest) == story(got), (i, event_id, rest)
     turn = (await client.get(f"/api/turns/{body['turn_id']}")).json()["turn"]
     assert [p["text"] for p in turn["progress"]] == lines
 
@@ -150,6 +167,22 @@ async def test_a_late_subscriber_to_a_running_turn_misses_nothing(
     )
     assert early == late
     assert len([k for k, _ in early if k == "progress"]) >= 5
+
+
+async def test_a_last_event_id_the_hub_did_not_send_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    body = await start(client, "echo", "hello")
+    r = await client.get(
+        f"/api/turns/{body['turn_id']}/events", headers={"last-event-id": "three please"}
+    )
+    assert r.status_code == 400
+    assert r.json() == {
+        "error": {
+            "code": "invalid_last_event_id",
+            "message": "Last-Event-ID is not an event id this hub sent",
+        }
+    }
 
 
 # -- Claude Code's stream-json ---------------------------------------------------------------

@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from hivecall.hub import Hub
 from hivecall.store.models import Turn
 from hivecall.turns.handle import TurnEvent
+from hivecall.turns.resume import Cursor, resumed
 from hivecall.web import turns_api
 from tests.test_long_turns import events
 
@@ -53,9 +54,9 @@ async def test_an_unexpected_failure_mid_stream_is_an_error_event() -> None:
         yield TurnEvent("progress", {"at": "", "text": "started"})
         raise RuntimeError("the store went away")
 
-    frames = [f async for f in turns_api._sse(failing())]
+    frames = [f async for f in turns_api._sse(resumed(failing(), Cursor()))]
     assert frames == [
-        b'event: progress\ndata: {"at":"","text":"started"}\n\n',
+        b'id: 0/\nevent: progress\ndata: {"at":"","text":"started"}\n\n',
         b'event: error\ndata: {"error":{"code":"internal_error",'
         b'"message":"the hub hit an unexpected error"}}\n\n',
     ]

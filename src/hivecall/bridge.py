@@ -42,10 +42,6 @@ from hivecall.turns.writer import TurnWriter
 
 log = logging.getLogger(__name__)
 
-# Ended turns' handles kept for followers that reconnect: how many, and for how long (s).
-ENDED_KEEP = 64
-ENDED_FOR = 300.0
-
 
 class Bridge:
     def __init__(
@@ -69,7 +65,6 @@ class Bridge:
         # Turns this process runs, by id (and by tool call), until they end.
         self._live: dict[str, tuple[TurnHandle, asyncio.Task[None] | None]] = {}
         self._by_tool: dict[tuple[str, str], TurnHandle] = {}
-        self._ended: dict[str, tuple[float, TurnHandle]] = {}  # oldest first
         self._writer = TurnWriter(store.engine)
         self._turns = TurnQueries(store)
         self._closing = False
@@ -183,17 +178,6 @@ class Bridge:
         self._live.pop(handle.turn_id, None)
         if key is not None and self._by_tool.get(key) is handle:
             del self._by_tool[key]
-        if handle.finished:
-            # Kept a while: a follower that reconnects just after the end replays the very
-            # events it saw (the store's replay has the answer as one delta), so it can skip
-            # what it already has by position.
-            now = time.monotonic()
-            self._ended[handle.turn_id] = (now, handle)
-            while self._ended and (
-                len(self._ended) > ENDED_KEEP
-                or next(iter(self._ended.values()))[0] < now - ENDED_FOR
-            ):
-                self._ended.pop(next(iter(self._ended)))
 
     async def _same_tool_call(self, key: tuple[str, str], agent: AgentRecord) -> TurnHandle | None:
         """The turn a tool call already started (running here, or stored), if any."""
@@ -210,12 +194,9 @@ class Bridge:
         return self.live(row.id) or TurnHandle.of_stored(row, agent)
 
     def live(self, turn_id: str) -> TurnHandle | None:
-        """The handle of a turn this process runs, or ended a moment ago."""
+        """The handle of a turn this process runs (an ended one is replayed from the store)."""
         held = self._live.get(turn_id)
-        if held is not None:
-            return held[0]
-        ended = self._ended.get(turn_id)
-        return ended[1] if ended else None
+        return held[0] if held else None
 
     def cancel(self, turn_id: str) -> bool:
         """Stop a turn this process runs; True if it was running (it ends as `cancelled`)."""

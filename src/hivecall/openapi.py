@@ -223,8 +223,18 @@ OPERATIONS: dict[Key, Op] = {
             ("GET", "/api/turns/{turn_id}"): Op("One turn, with its progress", "`{turn}`"),
             ("GET", "/api/turns/{turn_id}/events"): Op(
                 "Follow a turn: `progress`, `delta` and `done` events, from the first one",
-                "server-sent events; `error` (the one error shape) if the stream fails",
+                "server-sent events, each with an `id`; `error` (the one error shape) if the "
+                "stream fails",
                 media=(SSE,),
+                params=(
+                    Param(
+                        "last-event-id",
+                        "the `id` of the last event a dropped stream delivered: the stream "
+                        "starts after it (400 `invalid_last_event_id` for one the hub did not "
+                        "send)",
+                        where="header",
+                    ),
+                ),
                 scopes=("admin", *CALL_SCOPES, "call:worker"),
             ),
             ("POST", "/api/turns/{turn_id}/cancel"): Op(

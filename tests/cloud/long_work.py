@@ -3,7 +3,7 @@ to it with a record of what passed (and a connection that drops on demand)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +40,9 @@ async def add_command_agent(
 
 class _Tap(httpx.AsyncByteStream):
     """A response body as it arrives, copied to `raw`; with `drop`, the connection fails
-    (httpx.ReadError) right after the first whole `progress` event."""
+    (httpx.ReadError) right after the first whole event of that kind."""
 
-    def __init__(self, inner: httpx.AsyncByteStream, raw: bytearray, *, drop: bool) -> None:
+    def __init__(self, inner: httpx.AsyncByteStream, raw: bytearray, *, drop: str) -> None:
         self.inner = inner
         self.raw = raw
         self.drop = drop
@@ -51,8 +51,8 @@ class _Tap(httpx.AsyncByteStream):
         seen = b""
         async for chunk in self.inner:
             seen += chunk
-            at = seen.find(b"event: progress")
-            end = seen.find(b"\n\n", at) if self.drop and at >= 0 else -1
+            at = seen.find(f"event: {self.drop}\n".encode()) if self.drop else -1
+            end = seen.find(b"\n\n", at) if at >= 0 else -1
             if end >= 0:
                 cut = end + 2 - (len(seen) - len(chunk))
                 self.raw += chunk[:cut]
@@ -66,15 +66,27 @@ class _Tap(httpx.AsyncByteStream):
 
 
 class Wire(httpx.AsyncBaseTransport):
-    """The real network to the hub. Records each request (method, path) and the bytes of event
-    streams; `drops` event streams fail after their first progress event; `lose_answers` answers
-    to /api/phone reach the hub but never come back (a reset connection)."""
+    """The real network to the hub. Records each request (method, path), each event stream's
+    Last-Event-ID and the bytes of event streams; `drops` event streams fail after their first
+    `drop_at` event ("progress", "delta"), and `reopen`, when given, is awaited before each
+    later one reaches the hub; `lose_answers` answers to /api/phone reach the hub but never
+    come back (a reset connection)."""
 
-    def __init__(self, *, drops: int = 0, lose_answers: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        drops: int = 0,
+        drop_at: str = "progress",
+        reopen: Callable[[], Awaitable[None]] | None = None,
+        lose_answers: int = 0,
+    ) -> None:
         self.inner = httpx.AsyncHTTPTransport()
         self.requests: list[tuple[str, str]] = []
+        self.resumed_from: list[str | None] = []  # each event stream's Last-Event-ID
         self.raw = bytearray()
         self.drops = drops
+        self.drop_at = drop_at
+        self.reopen = reopen
         self.lose_answers = lose_answers
 
     def count(self, method: str, suffix: str) -> int:
@@ -82,20 +94,25 @@ class Wire(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.requests.append((request.method, request.url.path))
+        streams = request.url.path.endswith("/events") and request.method == "GET"
+        if streams:
+            if self.resumed_from and self.reopen is not None:
+                await self.reopen()
+            self.resumed_from.append(request.headers.get("last-event-id"))
         response = await self.inner.handle_async_request(request)
         if request.url.path == "/api/phone" and self.lose_answers > 0:
             self.lose_answers -= 1
             await response.aread()
             await response.aclose()
             raise httpx.ReadError("connection reset by peer (test)", request=request)
-        if request.url.path.endswith("/events") and request.method == "GET":
+        if streams:
             drop = self.drops > 0
             self.drops -= int(drop)
             assert isinstance(response.stream, httpx.AsyncByteStream)
             return httpx.Response(
                 response.status_code,
                 headers=response.headers,
-                stream=_Tap(response.stream, self.raw, drop=drop),
+                stream=_Tap(response.stream, self.raw, drop=self.drop_at if drop else ""),
                 extensions=response.extensions,
             )
         return response

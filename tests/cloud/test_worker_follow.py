@@ -91,6 +91,44 @@ async def test_a_dropped_stream_is_reopened_and_nothing_is_told_twice(
         assert story([e async for e in hub.follow(answer.turn_id)]) == (progress, said, done)
 
 
+@pytest.mark.parametrize("drop_at", ["progress", "delta"])
+async def test_a_stream_reopened_after_the_turn_ended_goes_on_from_the_store(
+    owner: httpx.AsyncClient,  # noqa: F811
+    live_hub: LiveHub,  # noqa: F811
+    tmp_path: Path,
+    drop_at: str,
+) -> None:
+    """The reopened stream is the store's replay (all progress, then the whole answer as one
+    delta), shaped unlike the live one: the hub resumes it from the last event's id."""
+    await add_command_agent(owner, "worker", "work:4:0.2", tmp_path / "runs.jsonl")
+    turn_id = ""
+
+    async def when_ended() -> None:
+        for _ in range(200):
+            r = await owner.get(f"/api/turns/{turn_id}")
+            if r.json()["turn"]["status"] == "done" and live_hub.hub.bridge.live(turn_id) is None:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the turn did not end")
+
+    wire = Wire(drops=1, drop_at=drop_at, reopen=when_ended)
+    async with worker_hub(live_hub, wire) as hub:
+        await claimed(owner, hub, "worker")
+        answer = await hub.ask("check everything", tool_call_id=f"call_late_{drop_at}")
+        assert answer.running, answer
+        turn_id = answer.turn_id
+        got = [e async for e in hub.follow(turn_id)]
+        assert wire.count("GET", "/events") == 2
+        assert wire.resumed_from[0] is None and wire.resumed_from[1], wire.resumed_from
+        progress, said, done = story(got)
+        stored = (await owner.get(f"/api/turns/{turn_id}")).json()["turn"]
+        assert progress[:4] == [f"step {i} of 4: checking part {i}" for i in range(1, 5)]
+        assert progress == [p["text"] for p in stored["progress"]]  # each line once
+        assert said == stored["reply"] and said.endswith("All 4 parts are fine: check everything")
+        assert done["status"] == "done" and done["turn_id"] == turn_id
+        assert story([e async for e in hub.follow(turn_id)]) == (progress, said, done)
+
+
 async def test_keepalives_keep_a_quiet_stream_open_and_a_silent_one_is_reopened(
     owner: httpx.AsyncClient,  # noqa: F811
     live_hub: LiveHub,  # noqa: F811

@@ -242,11 +242,11 @@ class HubClient:
     async def follow(self, turn_id: str) -> AsyncIterator[TurnEvent]:
         """A turn's events (`progress`, `delta`, then `done`) from `/api/turns/{id}/events`.
 
-        The stream replays from the turn's first event on every connection, so when it drops
-        it is reopened and the events already yielded (counted by position) are skipped; `done`
-        always comes through. A turn the hub does not show this call (404), or any other
-        refusal, raises HubError at once; a hub unreachable for `follow_give_up` seconds raises
-        it then."""
+        When the stream drops it is reopened with the last event's id as `Last-Event-ID`, and
+        the hub sends only what came after it (turns/resume.py), whether the turn still runs
+        or has ended meanwhile; `done` always comes through. A turn the hub does not show this
+        call (404), or any other refusal, raises HubError at once; a hub unreachable for
+        `follow_give_up` seconds raises it then."""
         claim = self._need_claim()
         if not ID.match(turn_id):
             raise HubError("not a turn id", code="turn_not_found", status=404)
@@ -254,7 +254,6 @@ class HubClient:
         headers = {"authorization": f"Bearer {claim.token}", "accept": "text/event-stream"}
         timeout = httpx.Timeout(self._timeout, read=self._follow_idle)
         loop = asyncio.get_running_loop()
-        yielded = 0
         failures = 0
         heard = loop.time()  # when the hub last answered
         while True:
@@ -267,16 +266,13 @@ class HubClient:
                         raise _error_of(response)
                     heard = loop.time()
                     failures = 0
-                    position = 0
-                    async for event in sse_events(response.aiter_lines()):
+                    async for event_id, event in sse_events(response.aiter_lines()):
                         heard = loop.time()
-                        position += 1
+                        if event_id:
+                            headers["last-event-id"] = event_id
+                        yield event
                         if event.kind == "done":
-                            yield event
                             return
-                        if position > yielded:
-                            yielded = position
-                            yield event
                 problem = HubError("the hub ended a turn's events early", code="hub_unreachable")
             except httpx.HTTPError as e:
                 problem = HubError(

@@ -10,11 +10,12 @@ from hivecall.turns.handle import EventKind, TurnEvent
 EVENT_KINDS: dict[str, EventKind] = {"progress": "progress", "delta": "delta", "done": "done"}
 
 
-async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[TurnEvent]:
-    """Server-sent events as TurnEvents: `event:` and `data:` lines up to a blank line.
-    Comments (`: keepalive`), other fields, unknown kinds and data that is not a JSON object
-    are skipped."""
-    kind, data = "", []
+async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, TurnEvent]]:
+    """Server-sent events as (last event id, TurnEvent): `id:`, `event:` and `data:` lines up to
+    a blank line. The id, as the SSE spec has it, stays until an event sets another (it is what
+    a reopened stream sends back as `Last-Event-ID`). Comments (`: keepalive`), other fields,
+    unknown kinds and data that is not a JSON object are skipped."""
+    last_id, kind, data = "", "", []
     async for line in lines:
         if line.startswith(":"):
             continue
@@ -25,6 +26,8 @@ async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[TurnEvent]:
                 kind = value
             elif field_name == "data":
                 data.append(value)
+            elif field_name == "id" and "\0" not in value:
+                last_id = value
             continue
         known = EVENT_KINDS.get(kind)
         if known is not None and data:
@@ -33,5 +36,5 @@ async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[TurnEvent]:
             except ValueError:
                 parsed = None
             if isinstance(parsed, dict):
-                yield TurnEvent(known, parsed)
+                yield last_id, TurnEvent(known, parsed)
         kind, data = "", []

@@ -3,7 +3,9 @@
 `GET /api/turns/{id}/events` streams server-sent events — `progress` {at, text}, `delta` {text},
 `done` {turn_id, status, text, error_code, duration_ms} — starting with what already happened,
 so a subscriber that comes late misses nothing; a stream that fails ends with `error` (the one
-error shape) instead. `POST /api/turns/{id}/cancel` stops a running turn (its agent's whole
+error shape) instead. Each event's `id` is where its follower stands (turns/resume.py): sent
+back as `Last-Event-ID`, the reopened stream starts after it, whether the turn still runs or
+is replayed from the store. `POST /api/turns/{id}/cancel` stops a running turn (its agent's whole
 process group) and answers at once; the turn ends `cancelled`.
 
 The owner may follow any turn; a phone or a cloud call's worker only the turns of its own calls
@@ -28,6 +30,7 @@ from hivecall.http_api import authed, event_stream, hub_of, ok
 from hivecall.hub import Hub
 from hivecall.store.models import Turn
 from hivecall.turns.handle import FINISHED, TurnEvent, TurnHandle
+from hivecall.turns.resume import Cursor, resumed
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +56,14 @@ async def visible_turn(request: Request) -> Turn:
     return turn
 
 
-def frame(event: TurnEvent) -> bytes:
-    return sse_frame(event.kind, event.data)
+def frame(event: TurnEvent, cursor: Cursor) -> bytes:
+    return sse_frame(event.kind, event.data, event_id=str(cursor))
 
 
-def sse_frame(kind: str, payload: dict[str, Any]) -> bytes:
+def sse_frame(kind: str, payload: dict[str, Any], *, event_id: str = "") -> bytes:
     data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-    return f"event: {kind}\ndata: {data}\n\n".encode()
+    head = f"id: {event_id}\n" if event_id else ""
+    return f"{head}event: {kind}\ndata: {data}\n\n".encode()
 
 
 async def _from_store(hub: Hub, turn: Turn) -> AsyncIterator[TurnEvent]:
@@ -101,9 +105,9 @@ def failure(e: Exception) -> bytes:
     return sse_frame("error", e.as_dict())
 
 
-async def _sse(events: AsyncIterator[TurnEvent]) -> AsyncIterator[bytes]:
+async def _sse(events: AsyncIterator[tuple[Cursor, TurnEvent]]) -> AsyncIterator[bytes]:
     """Frames, with a comment every KEEPALIVE_S so idle connections stay open."""
-    pending: asyncio.Future[TurnEvent] | None = None
+    pending: asyncio.Future[tuple[Cursor, TurnEvent]] | None = None
     try:
         while True:
             pending = pending or asyncio.ensure_future(anext(events))
@@ -112,8 +116,8 @@ async def _sse(events: AsyncIterator[TurnEvent]) -> AsyncIterator[bytes]:
                 yield b": keepalive\n\n"
                 continue
             try:
-                event = pending.result()
-                data = frame(event)
+                cursor, event = pending.result()
+                data = frame(event, cursor)
             except StopAsyncIteration:
                 return
             except Exception as e:
@@ -132,7 +136,8 @@ async def _sse(events: AsyncIterator[TurnEvent]) -> AsyncIterator[bytes]:
 
 async def turn_events(request: Request) -> Response:
     turn = await visible_turn(request)
-    return event_stream(_sse(events_of(hub_of(request), turn)))
+    cursor = Cursor.parse(request.headers.get("last-event-id"))
+    return event_stream(_sse(resumed(events_of(hub_of(request), turn), cursor)))
 
 
 async def turn_cancel(request: Request) -> Response:
