@@ -13,8 +13,10 @@ with what happened, then waits for stdin to close so the test can look at the se
 the live connection. `--max-protocol N` passes max_protocol_version=N to the client (the 1.2
 line takes it; 1 or 2 keeps it on the password handshake when the server offers v3 Noise);
 `utter-long` sends an utterance of ~150 kB, past one Noise message, so both ends chunk it.
-The result says which protocol the session got (3 when a Noise transport is set up). Never
-imports hivecall.
+The result says which protocol the session got (3 when a Noise transport is set up), and
+`own_retries`: how often the client started the handshake itself because its 5 s wait for the
+server's offer ran out (watched by wrapping the protocol's start_handshake, which still runs
+unchanged; both lines call it only from that wait). Never imports hivecall.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ def main() -> None:
     from hivemind_bus_client.message import (  # type: ignore[import-not-found]
         HiveMessage,
         HiveMessageType,
+    )
+    from hivemind_bus_client.protocol import (  # type: ignore[import-not-found]
+        HiveMindSlaveProtocol,
     )
     from hivemind_bus_client.serialization import (  # type: ignore[import-not-found]
         HiveMindBinaryPayloadType,
@@ -96,10 +101,23 @@ def main() -> None:
 
     for kind in got:
         client.on(kind, on(kind))
+    own_retries: list[str] = []
+    start_handshake = HiveMindSlaveProtocol.start_handshake
+
+    def watched(self: Any) -> Any:
+        if sys._getframe(1).f_code.co_name == "wait_for_handshake":
+            own_retries.append("retry")
+        return start_handshake(self)
+
+    HiveMindSlaveProtocol.start_handshake = watched
     t0 = time.monotonic()
     threading.Thread(target=client.connect, kwargs={"site_id": "interop"}, daemon=True).start()
     shook = client.handshake_event.wait(12)
-    result: dict[str, object] = {"handshake": shook, "handshake_s": round(time.monotonic() - t0, 3)}
+    result: dict[str, object] = {
+        "handshake": shook,
+        "handshake_s": round(time.monotonic() - t0, 3),
+        "own_retries": len(own_retries),
+    }
     result["cipher"] = str(getattr(client.cipher, "value", client.cipher))
     result["encoding"] = str(getattr(client.json_encoding, "value", client.json_encoding))
     result["protocol"] = 3 if getattr(client, "noise_transport", None) is not None else 1
