@@ -28,6 +28,27 @@ from tests.test_https_serve import TOKEN, HttpsHub
 T = 30_000  # ms: speech recognition on a loaded 2-core machine
 REQUEST = "What is the status of the build?"
 OWNER = {"authorization": f"Bearer {TOKEN}"}
+# When the hub's voice was last heard on the page (window.loudAt, performance.now() ms): its
+# level, read every 50 ms from the call's audio element's stream.
+LISTEN = """async () => {
+  const stream = document.querySelector('#call-audio').srcObject;
+  const ctx = new AudioContext();
+  await ctx.resume();
+  const level = ctx.createAnalyser();
+  level.fftSize = 2048;
+  ctx.createMediaStreamSource(stream).connect(level);
+  const buf = new Float32Array(level.fftSize);
+  window.loudAt = 0;
+  setInterval(() => {
+    level.getFloatTimeDomainData(buf);
+    let sum = 0;
+    for (const v of buf) sum += v * v;
+    if (Math.sqrt(sum / buf.length) > 0.01) window.loudAt = performance.now();
+  }, 50);
+  return ctx.state;
+}"""
+# The answer has played out: the voice was heard after the caption came, then 1.5 s of quiet.
+PLAYED_OUT = "(since) => window.loudAt > since && performance.now() - window.loudAt > 1500"
 
 
 @pytest.fixture
@@ -114,11 +135,14 @@ async def test_a_phone_on_the_network_pairs_over_https_and_calls_with_its_microp
                 await phone.tap("button.call[data-agent='coder']")
                 await phone.wait_for_selector("#call-phase[data-phase='talking']", timeout=T)
                 await phone.evaluate(RECORD)
+                assert await phone.evaluate(LISTEN) == "running"
                 # A real (fake-device) microphone: getUserMedia worked on this origin.
                 assert await phone.text_content("#call-mic") == "Mic live"
                 await phone.wait_for_selector("#call-user:has-text('status')", timeout=T)
                 await phone.wait_for_selector("#call-caption:has-text('handled')", timeout=T)
-                await phone.wait_for_timeout(6000)  # the answer plays out
+                # The caption comes as the answer's audio is queued: it plays out after it.
+                since = await phone.evaluate("performance.now()")
+                await phone.wait_for_function(PLAYED_OUT, arg=since, timeout=T)
                 recording = base64.b64decode(await phone.evaluate(STOP))
                 await phone.tap("#call-end")
                 await phone.wait_for_selector("#call-phase[data-phase='ended']", timeout=T)
