@@ -62,14 +62,21 @@ function shellPath(request) {
 async function networkThenShell(request, path) {
   try {
     const response = await fetch(request);
-    if (response.ok) {
-      const copy = response.clone();
-      caches.open(CACHE).then((cache) => cache.put(path, copy)).catch(() => {});
-    }
+    if (response.ok) keep(path, response.clone());
     return response;
   } catch (err) {
     const kept = await caches.match(path, { cacheName: CACHE });
     if (kept) return kept;
     throw err;
+  }
+}
+
+// A fresh copy into this worker's shell, if it still has one: once a newer worker has dropped
+// it, this one (still answering a page's last requests) must not make it again.
+async function keep(path, response) {
+  try {
+    if (await caches.has(CACHE)) await (await caches.open(CACHE)).put(path, response);
+  } catch {
+    // a full or unavailable cache only costs the offline copy
   }
 }
